@@ -1,0 +1,100 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { migrationsFor, type SqlDialect } from './migrations.js';
+import type { DB } from './schema.js';
+
+export type { DB } from './schema.js';
+export type { SqlDialect } from './migrations.js';
+export type Executor = Kysely<DB> | Transaction<DB>;
+
+// int8 (bigint) columns hold epoch milliseconds and integer amounts. They come back from pg as
+// strings; turn them into numbers, refusing any that a double cannot hold exactly.
+pg.types.setTypeParser(20, (v: string) => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n)) throw new Error(`int8 value ${v} exceeds 2^53; read it as text`);
+  return n;
+});
+
+export interface Database {
+  kysely: Kysely<DB>;
+  dialect: SqlDialect;
+  /**
+   * Runs fn in one write transaction. On SQLite it is BEGIN IMMEDIATE on the single connection
+   * (writers queue instead of failing on lock upgrade); on PostgreSQL a pooled transaction.
+   */
+  tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  /** `for update` where the engine has row locks; SQLite's immediate transaction already serialises writers. */
+  forUpdate<Q extends { forUpdate(): Q }>(q: Q): Q;
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  databaseUrl: string;
+  dataDir: string;
+  /** SQLite `synchronous`: FULL (default, every commit durable) or NORMAL. */
+  sqliteSync?: 'FULL' | 'NORMAL';
+  poolSize?: number;
+}
+
+export function openDatabase(opts: OpenOptions): Database {
+  if (opts.databaseUrl && /^postgres(ql)?:/.test(opts.databaseUrl)) {
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    // An idle client erroring (server restart) must not crash the process; the pool replaces it.
+    pool.on('error', () => {});
+    const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    return {
+      kysely,
+      dialect: 'postgres',
+      tx: (fn) => kysely.transaction().execute((trx) => fn(trx)),
+      forUpdate: (q) => q.forUpdate(),
+      close: () => kysely.destroy(),
+    };
+  }
+  if (opts.databaseUrl && !/^(sqlite:|file:)/.test(opts.databaseUrl)) {
+    throw new Error(`DATABASE_URL must start with postgres:// or sqlite: (got ${opts.databaseUrl.split(':')[0]}:…)`);
+  }
+  let file = opts.databaseUrl.replace(/^(sqlite:|file:)(\/\/)?/, '');
+  if (!file) {
+    mkdirSync(opts.dataDir, { recursive: true });
+    file = join(opts.dataDir, 'menhu.sqlite');
+  }
+  const sqlite = new SQLite(file);
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma(`synchronous = ${opts.sqliteSync ?? 'FULL'}`);
+  sqlite.pragma('busy_timeout = 10000');
+  sqlite.pragma('foreign_keys = ON');
+  const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return {
+    kysely,
+    dialect: 'sqlite',
+    // Kysely's SQLite driver holds one connection behind a mutex, so connection() serialises
+    // whole transactions in this process; BEGIN IMMEDIATE serialises them across processes.
+    tx: (fn) =>
+      kysely.connection().execute(async (conn) => {
+        await sql`begin immediate`.execute(conn);
+        try {
+          const out = await fn(conn);
+          await sql`commit`.execute(conn);
+          return out;
+        } catch (e) {
+          await sql`rollback`.execute(conn).catch(() => {});
+          throw e;
+        }
+      }),
+    forUpdate: (q) => q,
+    close: () => kysely.destroy(),
+  };
+}
+
+export async function migrate(db: Database): Promise<string[]> {
+  const migrator = new Migrator({
+    db: db.kysely,
+    provider: { getMigrations: async () => migrationsFor(db.dialect) },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

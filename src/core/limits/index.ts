@@ -1,0 +1,151 @@
+import type { Logger } from 'pino';
+import { Redis } from 'ioredis';
+
+export interface HitResult {
+  allowed: boolean;
+  /** Requests left in this window. */
+  remaining: number;
+  /** Milliseconds until the window resets. */
+  resetMs: number;
+}
+
+/**
+ * Rate limits (fixed windows) and nonce memory. In process by default; in Redis when configured,
+ * so that every server process shares them. When Redis cannot be reached each call falls back to
+ * the in-process store (limits become per process) and the outage is logged once, then its end.
+ */
+export interface Limits {
+  hit(key: string, limit: number, windowMs: number): Promise<HitResult>;
+  /** True the first time a nonce is seen within ttlMs; false for a replay. */
+  firstUse(nonce: string, ttlMs: number): Promise<boolean>;
+  /** 'memory', 'redis' or 'redis-fallback' (Redis configured but unreachable right now). */
+  mode(): string;
+  close(): Promise<void>;
+}
+
+export class MemoryLimits implements Limits {
+  private windows = new Map<string, { count: number; reset: number }>();
+  private nonces = new Map<string, number>();
+  private sweeper: NodeJS.Timeout;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.sweeper = setInterval(() => this.sweep(), 10_000);
+    this.sweeper.unref();
+  }
+
+  hitSync(key: string, limit: number, windowMs: number): HitResult {
+    const t = this.now();
+    let w = this.windows.get(key);
+    if (!w || w.reset <= t) {
+      w = { count: 0, reset: t + windowMs };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return { allowed: w.count <= limit, remaining: Math.max(0, limit - w.count), resetMs: w.reset - t };
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
+    return this.hitSync(key, limit, windowMs);
+  }
+
+  firstUseSync(nonce: string, ttlMs: number): boolean {
+    const t = this.now();
+    const exp = this.nonces.get(nonce);
+    if (exp !== undefined && exp > t) return false;
+    this.nonces.set(nonce, t + ttlMs);
+    return true;
+  }
+
+  async firstUse(nonce: string, ttlMs: number): Promise<boolean> {
+    return this.firstUseSync(nonce, ttlMs);
+  }
+
+  sweep(): void {
+    const t = this.now();
+    for (const [k, w] of this.windows) if (w.reset <= t) this.windows.delete(k);
+    for (const [k, e] of this.nonces) if (e <= t) this.nonces.delete(k);
+  }
+
+  mode(): string {
+    return 'memory';
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+}
+
+const HIT_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('PTTL', KEYS[1])}
+`;
+
+export class RedisLimits implements Limits {
+  readonly redis: Redis;
+  private readonly fallback: MemoryLimits;
+  private down = false;
+
+  constructor(url: string, private readonly log: Logger, now: () => number = Date.now) {
+    this.fallback = new MemoryLimits(now);
+    this.redis = new Redis(url, {
+      lazyConnect: false,
+      enableOfflineQueue: false, // fail fast while disconnected instead of queueing
+      maxRetriesPerRequest: 0,
+      connectTimeout: 2000,
+      commandTimeout: 500,
+      retryStrategy: (times) => Math.min(times * 200, 2000),
+    });
+    this.redis.on('error', () => {}); // reported through outage() below
+    this.redis.on('ready', () => {
+      if (this.down) {
+        this.down = false;
+        this.log.warn('redis is reachable again; rate limits and nonces are shared again');
+      }
+    });
+    this.redis.defineCommand('menhuHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
+  }
+
+  private outage(e: unknown): void {
+    if (!this.down) {
+      this.down = true;
+      this.log.error({ err: String((e as Error)?.message ?? e) }, 'redis unreachable: rate limits and nonces fall back to this process');
+    }
+  }
+
+  async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
+    try {
+      const [n, ttl] = (await (this.redis as unknown as { menhuHit(k: string, w: number): Promise<[number, number]> }).menhuHit(
+        `menhu:rl:${key}`,
+        windowMs,
+      )) as [number, number];
+      return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: ttl > 0 ? ttl : windowMs };
+    } catch (e) {
+      this.outage(e);
+      return this.fallback.hit(key, limit, windowMs);
+    }
+  }
+
+  async firstUse(nonce: string, ttlMs: number): Promise<boolean> {
+    try {
+      const r = await this.redis.set(`menhu:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX');
+      return r === 'OK';
+    } catch (e) {
+      this.outage(e);
+      return this.fallback.firstUse(nonce, ttlMs);
+    }
+  }
+
+  mode(): string {
+    return this.down || this.redis.status !== 'ready' ? 'redis-fallback' : 'redis';
+  }
+
+  async close(): Promise<void> {
+    await this.fallback.close();
+    this.redis.disconnect();
+  }
+}
+
+export function createLimits(redisUrl: string, log: Logger, now?: () => number): Limits {
+  return redisUrl ? new RedisLimits(redisUrl, log, now) : new MemoryLimits(now);
+}
