@@ -1,6 +1,7 @@
 import type { Ctx } from './core/context.js';
 import { createApp, listApps, type App } from './core/credentials/apps.js';
 import { addQuota } from './core/limits/quotas.js';
+import { MODULES } from './modules/index.js';
 import { createTenant, PLATFORM_TENANT, registerDeveloper } from './services/accounts/index.js';
 
 /** The credentials used in the seed documents, so their sample code works against a demo server. */
@@ -52,6 +53,7 @@ export async function seedDemo(ctx: Ctx): Promise<DemoInfo> {
   const native = await mk('demo native', ['native']);
   const operator = await createApp(ctx, { tenantId: PLATFORM_TENANT, name: 'demo operator', services: ['native'] });
   await addQuota(db, tenantId, 'fangtang', DEMO.fangtang.uploads);
+  for (const m of MODULES) await m.demo?.(ctx, { tenantId, adminId: admin.id });
   await db.insertInto('settings').values({ key: 'demo_tenant', value: String(tenantId) }).execute();
   return { tenantId, operator, native, ulord };
 }

@@ -6,6 +6,7 @@ import { loadOrCreateMasterKey, SecretBox } from './core/crypto.js';
 import { migrate, openDatabase } from './core/db/index.js';
 import { Jobs } from './core/jobs/index.js';
 import { createLimits } from './core/limits/index.js';
+import { MODULES } from './modules/index.js';
 import { bootstrap } from './services/accounts/index.js';
 
 export interface PlatformOptions {
@@ -59,11 +60,15 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
     ids: opts.ids ?? randomIds,
     log,
   };
-  if (opts.migrate !== false) await bootstrap(ctx);
+  if (opts.migrate !== false) {
+    await bootstrap(ctx);
+    for (const m of MODULES) await m.init?.(ctx);
+  }
   return ctx;
 }
 
 export async function closePlatform(ctx: Ctx): Promise<void> {
+  for (const m of [...MODULES].reverse()) await m.close?.(ctx);
   await ctx.jobs.stop();
   await ctx.limits.close();
   await ctx.db.close();

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Ctx } from './core/context.js';
 import { REST_PREFIX, restDialect, sendProblem } from './dialects/rest/index.js';
+import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
 
 export interface ServerOptions {
@@ -57,6 +58,7 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   await app.register(restDialect, { prefix: REST_PREFIX, ctx });
+  for (const m of MODULES) if (m.mount) await m.mount(app, ctx);
 
   return app;
 }

@@ -6,6 +6,7 @@ import { migrate, openDatabase } from '../core/db/index.js';
 import { isDomainError } from '../core/errors.js';
 import { addQuota } from '../core/limits/quotas.js';
 import { DEMO, seedDemo } from '../demo.js';
+import { MODULES } from '../modules/index.js';
 import { closePlatform, createPlatform } from '../platform.js';
 import { buildServer } from '../server.js';
 import { createTenant } from '../services/accounts/index.js';
@@ -80,6 +81,8 @@ async function serve(cfg: Config, demo: boolean): Promise<void> {
       `  operator    Authorization: Bearer ${info.operator.key}.${info.operator.secret}`,
     );
   }
+  const extra = MODULES.flatMap((m) => m.banner?.(ctx) ?? []);
+  if (extra.length) lines.push('', ...extra);
   console.log(lines.join('\n') + '\n');
   let closing = false;
   const shutdown = async (sig: string) => {

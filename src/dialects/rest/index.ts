@@ -11,6 +11,7 @@ import type { Ctx } from '../../core/context.js';
 import { createApp, deleteApp, getApp, listApps, publicApp, rotateSecret, updateApp, SERVICES } from '../../core/credentials/apps.js';
 import { DomainError, HTTP_STATUS } from '../../core/errors.js';
 import { addQuota, remainingQuota } from '../../core/limits/quotas.js';
+import { MODULES } from '../../modules/index.js';
 import * as accounts from '../../services/accounts/index.js';
 import { classify, logInternal } from '../http.js';
 import { requireOperator, requirePrincipal, resolvePrincipal, SESSION_COOKIE, tenantScope, type Principal } from './auth.js';
@@ -355,5 +356,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     const remaining = await addQuota(ctx.db.kysely, req.body.tenant_id, req.body.service, req.body.units);
     return { tenant_id: req.body.tenant_id, service: req.body.service, remaining };
   });
-}
 
+  // --- services' native endpoints ---------------------------------------------------------
+  for (const m of MODULES) if (m.rest) await m.rest(app, ctx);
+}

@@ -1,0 +1,29 @@
+/**
+ * A capability plugged into the platform. Each service brings one Module (in src/modules/<name>.ts)
+ * that wires its pieces together without the kernel knowing them:
+ * - migrations register themselves when the module's files are imported (defineMigration);
+ * - init runs once per process after the database is migrated (register job kinds, start flushers);
+ * - rest adds routes to the native API (inside /rest/v1: shared auth, problem+json, OpenAPI);
+ * - mount adds routes at the server root (dialects, public pages);
+ * - demo seeds demo data on the first `menhu serve --demo`;
+ * - close stops what init started.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Ctx } from './core/context.js';
+
+export interface DemoSeed {
+  tenantId: number;
+  /** id of the demo admin developer */
+  adminId: number;
+}
+
+export interface Module {
+  name: string;
+  init?(ctx: Ctx): Promise<void> | void;
+  rest?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
+  mount?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
+  demo?(ctx: Ctx, seed: DemoSeed): Promise<void> | void;
+  /** Lines printed by `menhu serve` under "where everything is". */
+  banner?(ctx: Ctx): string[];
+  close?(ctx: Ctx): Promise<void> | void;
+}
