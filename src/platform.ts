@@ -55,7 +55,7 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
     box: new SecretBox(key),
     blobs: createBlobStore(config, db.kysely, now),
     jobs: new Jobs(db, now, log),
-    limits: createLimits(config.redisUrl, log, now),
+    limits: createLimits(config.redisUrl, log, now, config.redisPrefix),
     clock,
     ids: opts.ids ?? randomIds,
     log,

@@ -62,7 +62,7 @@ async function listen(app: FastifyInstance): Promise<string> {
 
 export async function startCluster(first: TestPlatform, opts: TestOptions): Promise<TestServer> {
   const jobs = first.config.jobConcurrency;
-  const log = pino({ level: process.env.TEST_LOG ?? 'silent' });
+  const log = opts.logStream ? first.ctx.log : pino({ level: process.env.TEST_LOG ?? 'silent' });
   const serverConfig = { ...first.config, jobConcurrency: 0 };
   // The first platform (made by startPlatform: fresh database) is server 1; server 2 and the worker
   // open the same database as separate platforms.
@@ -70,8 +70,9 @@ export async function startCluster(first: TestPlatform, opts: TestOptions): Prom
   const second: Ctx = await createPlatform({ ...serverConfig }, { clock: opts.clock, log });
   const worker: Ctx | null = jobs > 0 ? await createPlatform({ ...first.config, jobConcurrency: jobs }, { clock: opts.clock, log }) : null;
   worker?.jobs.start(jobs);
-  const app1 = await buildServer(first.ctx, { logger: false });
-  const app2 = await buildServer(second, { logger: false });
+  const logOpts = opts.logStream ? { logStream: opts.logStream } : { logger: false };
+  const app1 = await buildServer(first.ctx, logOpts);
+  const app2 = await buildServer(second, logOpts);
   const proxy = await roundRobinProxy([await listen(app1), await listen(app2)]);
   first.ctx.config.publicUrl = proxy.url;
   second.config.publicUrl = proxy.url;
