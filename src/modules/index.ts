@@ -5,7 +5,8 @@
 import type { Module } from '../module.js';
 
 // slot: links + qr (issue 3)
-const links: Module[] = [];
+import { linksModule } from './links.js';
+const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
 const reports: Module[] = [];
