@@ -8,7 +8,8 @@ import type { Module } from '../module.js';
 const links: Module[] = [];
 
 // slot: reports + tlog + MiningLamp (issue 3)
-const reports: Module[] = [];
+import { reportsModule } from './reports.js';
+const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
 const codes: Module[] = [];
