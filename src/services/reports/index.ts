@@ -265,7 +265,8 @@ export async function registerReport(ctx: Ctx, input: RegisterInput): Promise<Re
   // Fail fast (before storing bytes) on a commit of an existing ID; the transaction re-checks.
   if (input.mode === 'commit' && (await getReport(ctx, input.tenantId, reportId))) throw new DomainError('REPORT_EXISTS', `report ${reportId} is already registered; use update`);
 
-  const contentType = file.contentType && /^[\w.+-]+\/[\w.+-]+$/.test(file.contentType) ? file.contentType : 'application/octet-stream';
+  let contentType = file.contentType && /^[\w.+-]+\/[\w.+-]+$/.test(file.contentType) ? file.contentType : 'application/octet-stream';
+  if (contentType === 'application/octet-stream' && file.data.subarray(0, 5).toString('latin1') === '%PDF-') contentType = 'application/pdf';
   const key = `reports/t${input.tenantId}/${ctx.ids.hex32()}`;
   const blob = await ctx.blobs.put(key, file.data, { contentType, tenantId: input.tenantId });
   const mh = metaHash(meta);
