@@ -9,7 +9,8 @@ import { linksModule } from './links.js';
 const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
-const reports: Module[] = [];
+import { reportsModule } from './reports.js';
+const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
 const codes: Module[] = [];
