@@ -24,6 +24,8 @@ usage: menhu <command> [options]
   app rotate <id> [--grace SECONDS]                   new secret; the old one stays valid for the grace period
   app block <id> [--unblock]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
+  ledger fund <developer|appkey/wallet> <amount> [--key K]   issue ULD to a developer account or a wallet
+  ledger audit                                        check the ledger invariants
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -195,6 +197,11 @@ export async function main(argv: string[]): Promise<void> {
         const units = intOpt(o.units, 'units') ?? die('--units is required');
         if (!o.service) die('--service is required');
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
+      });
+    case 'ledger':
+      return withPlatform(cfg, async (ctx) => {
+        const { ledgerCli } = await import('../services/ledger/cli.js');
+        console.log(JSON.stringify(await ledgerCli(ctx, pos, o.key), null, 2));
       });
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
