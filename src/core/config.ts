@@ -28,6 +28,8 @@ export interface Config {
   defaultRateLimit: number;
   /** Open developer registration through the Ulord dialect. */
   openRegistration: boolean;
+  /** Seconds incoming ledger payments stay unmatured (held) before they can be spent; 0 = at once. */
+  ledgerHoldSeconds: number;
   /** In-process job runner concurrency; 0 disables the in-process runner (use `menhu worker`). */
   jobConcurrency: number;
   logLevel: string;
@@ -82,6 +84,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     hmacSkewSeconds: int(env, 'MENHU_HMAC_SKEW', 300),
     defaultRateLimit: int(env, 'MENHU_RATE_LIMIT', 0),
     openRegistration: bool(env, 'MENHU_OPEN_REGISTRATION', true),
+    ledgerHoldSeconds: int(env, 'MENHU_LEDGER_HOLD_SECONDS', 0),
     jobConcurrency: int(env, 'MENHU_JOB_CONCURRENCY', 1),
     logLevel: env.LOG_LEVEL ?? 'info',
     bqpPrefix: env.MENHU_BQP_PREFIX ?? '/api',

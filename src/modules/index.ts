@@ -16,7 +16,8 @@ const reports: Module[] = [reportsModule];
 const codes: Module[] = [];
 
 // slot: ledger + Ulord (issue 5)
-const ledger: Module[] = [];
+import { ledgerModule } from './ledger.js';
+const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
 const photos: Module[] = [];
