@@ -37,6 +37,7 @@ export const ERROR_CODES = [
   'GONE', // existed, expired
   'UNAVAILABLE', // a backing service is down
   'INSUFFICIENT_FUNDS',
+  'PROCESSING_FAILED', // an input could not be decoded, or processing it failed
   'INTERNAL',
 ] as const;
 
@@ -97,5 +98,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   GONE: 410,
   UNAVAILABLE: 503,
   INSUFFICIENT_FUNDS: 402,
+  PROCESSING_FAILED: 422,
   INTERNAL: 500,
 };

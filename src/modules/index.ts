@@ -17,7 +17,8 @@ const codes: Module[] = [];
 const ledger: Module[] = [];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
 const objects: Module[] = [];
