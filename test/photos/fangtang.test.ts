@@ -81,6 +81,7 @@ describe('Fangtang dialect (seed 001)', () => {
     assert.equal(up.json.code, 200, up.text);
     const { mdf, img_url } = up.json.data;
     assert.match(mdf, /^[0-9a-f]{32}$/);
+    assert.equal(img_url, `${s.url}/api/third/photo/static/${mdf}/in.png`);
     assert.deepEqual((await status(A, mdf)).json, { code: 200, data: { msg: '图片处理中', status: 100, progress: 0 } });
     assert.equal(await nums(A), 9, 'one unit held while the job runs');
     const held = await s.ctx.db.kysely.selectFrom('quotas').select(['remaining', 'held']).where('tenant_id', '=', A.id).executeTakeFirstOrThrow();
@@ -97,6 +98,7 @@ describe('Fangtang dialect (seed 001)', () => {
     assert.deepEqual((await status(A, mdf)).json, { code: 200, data: { msg: '图片处理完成', status: 200, progress: 100 } });
     const dl = await download(A, mdf);
     assert.equal(dl.json.code, 200);
+    assert.equal(dl.json.data.url, `${s.url}/api/third/photo/static/${mdf}/out.png`);
     const res = await fetch(dl.json.data.url);
     assert.equal(res.headers.get('content-type'), 'image/png');
     const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();

@@ -42,6 +42,9 @@ const OTHER: [number, string] = [500, '其他错误'];
 
 const ok = (data: unknown) => ({ code: 200, data });
 
+/** Public URL of a job's stored file: …/photo/static/<mdf>/in.jpg or …/out.png. */
+const fileUrl = (ctx: Ctx, mdf: string, key: string) => `${ctx.config.publicUrl}${FANGTANG_PREFIX}/photo/static/${mdf}/${key.slice(key.lastIndexOf('/') + 1)}`;
+
 function errorBody(code: ErrorCode, detail?: string): { code: 9000; errno: number; msg: string } {
   const [errno, msg] = ERRNO[code] ?? OTHER;
   // Parameter errors say which parameter and why; the others keep the document's words.
@@ -95,7 +98,7 @@ export async function fangtangDialect(app: FastifyInstance, opts: { ctx: Ctx }):
   app.post('/photo/upload', async (req) => {
     const { fields, file, app: a } = await authed(req);
     const up = await uploadPhoto(ctx, { tenantId: a.tenantId, appId: a.id, repairType: fields.repair_type, rgb: fields.rgb, file });
-    return ok({ img_url: `${ctx.config.publicUrl}${FANGTANG_PREFIX}/photo/static/${up.mdf}/in`, mdf: up.mdf });
+    return ok({ img_url: fileUrl(ctx, up.mdf, up.inputKey), mdf: up.mdf });
   });
 
   app.post('/photo/status', async (req) => {
@@ -109,7 +112,7 @@ export async function fangtangDialect(app: FastifyInstance, opts: { ctx: Ctx }):
   app.post('/photo/download', async (req) => {
     const { fields, app: a } = await authed(req);
     const job = await resultOf(ctx, a.tenantId, fields.mdf);
-    return ok({ url: `${ctx.config.publicUrl}${FANGTANG_PREFIX}/photo/static/${job.mdf}/out` });
+    return ok({ url: fileUrl(ctx, job.mdf, job.resultKey) });
   });
 
   app.post('/company/nums', async (req) => {
@@ -118,8 +121,9 @@ export async function fangtangDialect(app: FastifyInstance, opts: { ctx: Ctx }):
   });
 
   // The stored upload and the result, by their unguessable job id, while they are kept.
-  app.get('/photo/static/:mdf/:which', async (req: FastifyRequest<{ Params: { mdf: string; which: string } }>, reply: FastifyReply) => {
-    const { mdf, which } = req.params;
+  app.get('/photo/static/:mdf/:file', async (req: FastifyRequest<{ Params: { mdf: string; file: string } }>, reply: FastifyReply) => {
+    const { mdf, file } = req.params;
+    const which = file.split('.')[0];
     const f = which === 'in' || which === 'out' ? await jobFile(ctx, mdf, which) : null;
     if (!f) return reply.code(404).type('text/plain; charset=utf-8').send('not found');
     const { body } = await ctx.blobs.stream(f.key);
