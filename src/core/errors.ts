@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'CONTENT_UNKNOWN', // no published content with that id
   'NOT_PURCHASED', // content must be paid for first
   'PAYMENT_REFUSED', // a transfer that cannot be made (to self, idempotency key reused with other content)
+  'PROCESSING_FAILED', // an input could not be decoded, or processing it failed
   'INTERNAL',
   // reports
   'REPORT_EXISTS', // commit of a report ID that is already registered
@@ -109,6 +110,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   CONTENT_UNKNOWN: 404,
   NOT_PURCHASED: 402,
   PAYMENT_REFUSED: 409,
+  PROCESSING_FAILED: 422,
   INTERNAL: 500,
   REPORT_EXISTS: 409,
   REPORT_RECALLED: 409,

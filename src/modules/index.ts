@@ -20,7 +20,8 @@ import { ledgerModule } from './ledger.js';
 const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
 const objects: Module[] = [];
