@@ -37,6 +37,9 @@ export const ERROR_CODES = [
   'GONE', // existed, expired
   'UNAVAILABLE', // a backing service is down
   'INSUFFICIENT_FUNDS',
+  'UNKNOWN_FIELD', // a query names a field the object does not declare
+  'DB_ERROR', // the database refused a statement (constraint, type)
+  'ABORTED', // not run because an earlier step of the same transaction failed
   'INTERNAL',
 ] as const;
 
@@ -97,5 +100,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   GONE: 410,
   UNAVAILABLE: 503,
   INSUFFICIENT_FUNDS: 402,
+  UNKNOWN_FIELD: 400,
+  DB_ERROR: 500,
+  ABORTED: 409,
   INTERNAL: 500,
 };

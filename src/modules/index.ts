@@ -20,7 +20,8 @@ const ledger: Module[] = [];
 const photos: Module[] = [];
 
 // slot: objects + BQP (issue 7)
-const objects: Module[] = [];
+import { objectsModule } from './objects.js';
+const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
 const consoleUi: Module[] = [];
