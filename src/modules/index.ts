@@ -24,7 +24,8 @@ import { photosModule } from './photos.js';
 const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
-const objects: Module[] = [];
+import { objectsModule } from './objects.js';
+const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
 const consoleUi: Module[] = [];
