@@ -23,6 +23,7 @@ const photos: Module[] = [];
 const objects: Module[] = [];
 
 // slot: console (issue 8)
-const consoleUi: Module[] = [];
+import { consoleModule } from './console.js';
+const consoleUi: Module[] = [consoleModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

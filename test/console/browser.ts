@@ -1,0 +1,96 @@
+/**
+ * Browser harness for the console tests: Debian's Chromium driven by playwright-core against a real
+ * server (test/helpers.ts) seeded with the demo data. Screenshots go to a temporary folder.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { readFileSync } from 'node:fs';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { seedDemo, DEMO, type DemoInfo } from '../../src/demo.js';
+import { startServer, type TestServer } from '../helpers.js';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+export interface ConsoleRig {
+  server: TestServer;
+  demo: DemoInfo;
+  browser: Browser;
+  shots: string;
+  /** A fresh browser context (own cookies) on a page at /console/. */
+  open(opts?: { viewport?: { width: number; height: number }; lang?: 'zh' | 'en'; isMobile?: boolean }): Promise<{ context: BrowserContext; page: Page }>;
+  close(): Promise<void>;
+}
+
+export async function startRig(): Promise<ConsoleRig> {
+  const server = await startServer();
+  let browser: Browser | undefined;
+  try {
+    const demo = await seedDemo(server.ctx);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+    const shots = mkdtempSync(join(tmpdir(), 'menhu-console-shots-'));
+    const b = browser;
+    return {
+      server,
+      demo,
+      browser: b,
+      shots,
+      async open(opts = {}) {
+        const context = await b.newContext({ viewport: opts.viewport ?? { width: 1280, height: 860 }, isMobile: opts.isMobile, hasTouch: opts.isMobile, locale: opts.lang === 'zh' ? 'zh-CN' : 'en-GB' });
+        context.setDefaultTimeout(5000);
+        if (opts.lang) await context.addInitScript((l) => localStorage.getItem('menhu.lang') || localStorage.setItem('menhu.lang', l), opts.lang);
+        const page = await context.newPage();
+        page.on('pageerror', (e) => {
+          throw e;
+        });
+        await page.goto(`${server.url}/console/`);
+        return { context, page };
+      },
+      async close() {
+        await b.close();
+        await server.close();
+      },
+    };
+  } catch (e) {
+    await browser?.close();
+    await server.close();
+    throw e;
+  }
+}
+
+export async function login(page: Page, username: string, password: string): Promise<void> {
+  await page.fill('[data-testid=login-form] input[name=username]', username);
+  await page.fill('[data-testid=login-form] input[name=password]', password);
+  await page.click('[data-testid=login-form] button[type=submit]');
+  await page.waitForSelector('[data-testid=nav]');
+}
+
+export const loginOperator = (page: Page) => login(page, DEMO.admin.username, DEMO.admin.password);
+
+/** Opens an area from the navigation, through the menu button where the nav is folded away. */
+export async function openArea(page: Page, key: string): Promise<void> {
+  const link = page.locator(`[data-testid=nav] a[data-area="${key}"]`);
+  if (!(await link.isVisible()) || !(await inViewport(page, `[data-testid=nav] a[data-area="${key}"]`))) await page.click('[data-testid=menu]');
+  await link.click();
+  await page.waitForURL(new RegExp(`/console/${key}(/|$)`));
+}
+
+async function inViewport(page: Page, sel: string): Promise<boolean> {
+  return page.$eval(sel, (el) => {
+    const r = el.getBoundingClientRect();
+    return r.right > 0 && r.left < innerWidth && r.width > 0;
+  });
+}
+
+/** Takes a full-page screenshot into the rig's folder and returns its size, read back from the PNG. */
+export async function screenshot(rig: ConsoleRig, page: Page, name: string): Promise<{ path: string; width: number; height: number }> {
+  const path = join(rig.shots, `${name}.png`);
+  await page.screenshot({ path, fullPage: true });
+  const png = PNG.sync.read(readFileSync(path));
+  return { path, width: png.width, height: png.height };
+}
+
+/** How far the page is wider than its viewport (0 = no horizontal scrolling). */
+export const overflowX = (page: Page) => page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - innerWidth);
