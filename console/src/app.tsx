@@ -119,7 +119,13 @@ function Shell({ children, areas, active, me, lang, onLang, onLogout }: { childr
       <>
         <div class="nav-section">{t(title)}</div>
         {list.map((a) => (
-          <a href={href(a.key)} onClick={go(a.key)} class={a.key === active ? 'on' : ''} data-area={a.key} aria-current={a.key === active ? 'page' : undefined}>
+          <a
+            href={href(a.key)}
+            onClick={(e) => {
+              setOpen(false);
+              go(a.key)(e);
+            }}
+            class={a.key === active ? 'on' : ''} data-area={a.key} aria-current={a.key === active ? 'page' : undefined}>
             {t(a.nav)}
           </a>
         ))}

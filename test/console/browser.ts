@@ -2,7 +2,7 @@
  * Browser harness for the console tests: Debian's Chromium driven by playwright-core against a real
  * server (test/helpers.ts) seeded with the demo data. Screenshots go to a temporary folder.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -10,6 +10,9 @@ import { readFileSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { seedDemo, DEMO, type DemoInfo } from '../../src/demo.js';
 import { startServer, type TestServer } from '../helpers.js';
+
+// Callbacks given to page.evaluate run in the page, where globalThis is the window; this file is
+// typed for Node (no DOM lib), so they reach the window through (globalThis as any).
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const LAUNCH_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -38,9 +41,9 @@ export async function startRig(): Promise<ConsoleRig> {
       browser: b,
       shots,
       async open(opts = {}) {
-        const context = await b.newContext({ viewport: opts.viewport ?? { width: 1280, height: 860 }, isMobile: opts.isMobile, hasTouch: opts.isMobile, locale: opts.lang === 'zh' ? 'zh-CN' : 'en-GB' });
+        const context = await b.newContext({ reducedMotion: 'reduce', viewport: opts.viewport ?? { width: 1280, height: 860 }, isMobile: opts.isMobile, hasTouch: opts.isMobile, locale: opts.lang === 'zh' ? 'zh-CN' : 'en-GB' });
         context.setDefaultTimeout(5000);
-        if (opts.lang) await context.addInitScript((l) => localStorage.getItem('menhu.lang') || localStorage.setItem('menhu.lang', l), opts.lang);
+        if (opts.lang) await context.addInitScript((l) => (globalThis as any).localStorage.getItem('menhu.lang') || (globalThis as any).localStorage.setItem('menhu.lang', l), opts.lang);
         const page = await context.newPage();
         page.on('pageerror', (e) => {
           throw e;
@@ -51,6 +54,9 @@ export async function startRig(): Promise<ConsoleRig> {
       async close() {
         await b.close();
         await server.close();
+        // MENHU_KEEP_SHOTS=1 keeps the screenshots to look at; otherwise the folder goes with the run.
+        if (process.env.MENHU_KEEP_SHOTS !== '1') rmSync(shots, { recursive: true, force: true });
+        else console.log(`screenshots kept in ${shots}`);
       },
     };
   } catch (e) {
@@ -69,19 +75,13 @@ export async function login(page: Page, username: string, password: string): Pro
 
 export const loginOperator = (page: Page) => login(page, DEMO.admin.username, DEMO.admin.password);
 
-/** Opens an area from the navigation, through the menu button where the nav is folded away. */
+/** Opens an area from the navigation, through the menu button where the nav is folded away (phones). */
 export async function openArea(page: Page, key: string): Promise<void> {
-  const link = page.locator(`[data-testid=nav] a[data-area="${key}"]`);
-  if (!(await link.isVisible()) || !(await inViewport(page, `[data-testid=nav] a[data-area="${key}"]`))) await page.click('[data-testid=menu]');
-  await link.click();
+  const folded = await page.isVisible('[data-testid=menu]');
+  if (folded && !(await page.$('.shell.nav-open'))) await page.click('[data-testid=menu]');
+  await page.locator(`[data-testid=nav] a[data-area="${key}"]`).click();
   await page.waitForURL(new RegExp(`/console/${key}(/|$)`));
-}
-
-async function inViewport(page: Page, sel: string): Promise<boolean> {
-  return page.$eval(sel, (el) => {
-    const r = el.getBoundingClientRect();
-    return r.right > 0 && r.left < innerWidth && r.width > 0;
-  });
+  if (folded) await page.waitForSelector('.shell:not(.nav-open)');
 }
 
 /** Takes a full-page screenshot into the rig's folder and returns its size, read back from the PNG. */
@@ -93,4 +93,4 @@ export async function screenshot(rig: ConsoleRig, page: Page, name: string): Pro
 }
 
 /** How far the page is wider than its viewport (0 = no horizontal scrolling). */
-export const overflowX = (page: Page) => page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth) - innerWidth);
+export const overflowX = (page: Page): Promise<number> => page.evaluate(() => Math.max((globalThis as any).document.documentElement.scrollWidth, (globalThis as any).document.body.scrollWidth) - (globalThis as any).innerWidth);

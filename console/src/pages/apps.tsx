@@ -184,7 +184,7 @@ function AppDetail({ id }: { id: number }) {
   const app = useLoad(() => get<AppRow>(`/apps/${id}`), [id]);
   if (app.error) return <Err error={app.error} />;
   if (!app.data) return <Loading />;
-  return <AppEditor key={app.data.updated_at} app={app.data} tenantLabel={tenantName(tenants, app.data.tenant_id)} reload={app.reload} />;
+  return <AppEditor key={app.data.id} app={app.data} tenantLabel={tenantName(tenants, app.data.tenant_id)} reload={app.reload} />;
 }
 
 function AppEditor({ app, tenantLabel, reload }: { app: AppRow; tenantLabel: string; reload: () => void }) {
