@@ -6,6 +6,8 @@ import { currentLang, setLang, t, type TKey } from './i18n';
 import { AppTypesPage } from './pages/appTypes';
 import { AppsPage } from './pages/apps';
 import { DevelopersPage } from './pages/developers';
+import { LedgerPage } from './pages/ledger';
+import { LinksPage } from './pages/links';
 import { LoginPage } from './pages/login';
 import { QuotasPage } from './pages/quotas';
 import { TenantsPage } from './pages/tenants';
@@ -34,6 +36,9 @@ export const AREAS: Area[] = [
   { key: 'developers', nav: 'navDevelopers', section: 'platform', page: DevelopersPage },
   { key: 'app-types', nav: 'navAppTypes', section: 'platform', page: AppTypesPage },
   { key: 'quotas', nav: 'navQuotas', section: 'platform', page: QuotasPage },
+  // services, each shown once its REST endpoints exist on the server
+  { key: 'links', nav: 'navLinks', section: 'services', page: LinksPage, needs: '/links' },
+  { key: 'ledger', nav: 'navLedger', section: 'services', page: LedgerPage, needs: '/ledger/developer' },
 ];
 
 export function App() {
