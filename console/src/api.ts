@@ -20,7 +20,8 @@ async function fail(res: Response): Promise<never> {
     /* not JSON */
   }
   const err = new ApiError(res.status, body.code ?? `HTTP_${res.status}`, body.detail ?? res.statusText, body.field);
-  if (res.status === 401) onUnauthorized?.(err);
+  // Only a lost session logs out; other 401s (a wrong pay password) are the form's errors.
+  if (res.status === 401 && err.code === 'NOT_LOGGED_IN') onUnauthorized?.(err);
   throw err;
 }
 

@@ -37,6 +37,7 @@ const L = {
   developer: ['开发者用户名', 'Developer username'],
   audit: ['检查账本', 'Audit the ledger'],
   auditOk: ['账本平衡', 'The ledger balances'],
+  auditBad: ['账本不平衡！', 'The ledger does not balance!'],
   titleCol: ['标题', 'Title'],
   author: ['作者', 'Author'],
   customer: ['买家', 'Customer'],
@@ -242,8 +243,26 @@ function Operator({ apps }: { apps: AppRow[] }) {
           {done.amount_uld} ULD · {tr(L.txid)} <code>{done.txid}</code>
         </p>
       )}
-      {audit !== null && <pre class="pre" data-testid="audit-result">{JSON.stringify(audit, null, 2)}</pre>}
+      {audit !== null && <AuditResult audit={audit as Audit} />}
     </Card>
+  );
+}
+
+interface Audit {
+  issued: number;
+  held: number;
+  mismatched: number[];
+  negative: number[];
+  transfers: number;
+}
+
+function AuditResult({ audit }: { audit: Audit }) {
+  const ok = audit.issued === audit.held && !audit.mismatched?.length && !audit.negative?.length;
+  return (
+    <div data-testid="audit-result">
+      <span class={ok ? 'badge ok' : 'badge bad'}>{ok ? tr(L.auditOk) : tr(L.auditBad)}</span>
+      <pre class="pre">{JSON.stringify(audit, null, 2)}</pre>
+    </div>
   );
 }
 

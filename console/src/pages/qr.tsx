@@ -1,5 +1,4 @@
 /** A QR image served by the API, previewed and downloadable as PNG or SVG. */
-import { useState } from 'preact/hooks';
 import { download, REST } from '../api';
 import { t, tr } from '../i18n';
 import { Err, useAction } from '../ui';
@@ -9,10 +8,9 @@ const L = { qr: ['二维码', 'QR code'] } as const;
 /** path: an endpoint answering a QR image for ?format=png|svg (e.g. /links/<code>/qr). */
 export function QrPreview({ path, name }: { path: string; name: string }) {
   const act = useAction();
-  const [v] = useState(() => Date.now());
   return (
     <div class="qr-box" data-testid="qr">
-      <img class="qr" src={`${REST}${path}?format=png&scale=6&v=${v}`} alt={tr(L.qr)} />
+      <img class="qr" src={`${REST}${path}?format=png&scale=6`} alt={tr(L.qr)} />
       <div class="form-actions" style={{ flexDirection: 'column', alignItems: 'flex-start' }}>
         <button type="button" data-testid="qr-png" onClick={() => act.run(() => download('GET', path, `${name}.png`, undefined, { format: 'png', scale: 10 }))}>
           {t('download')} PNG
