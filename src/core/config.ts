@@ -12,6 +12,8 @@ export interface Config {
   databaseUrl: string;
   /** Redis connection string; when empty rate limits and nonces live in process. */
   redisUrl: string;
+  /** Prefix of every Redis key, so several deployments (or test databases) can share one Redis. */
+  redisPrefix: string;
   /** Hex or base64 32-byte key; when empty it is generated once into dataDir/master.key. */
   masterKey: string;
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string; forcePathStyle: boolean } | null;
@@ -71,6 +73,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     publicUrl: env.MENHU_PUBLIC_URL ?? '',
     databaseUrl: env.DATABASE_URL ?? '',
     redisUrl: env.REDIS_URL ?? '',
+    redisPrefix: env.MENHU_REDIS_PREFIX ?? 'menhu:',
     masterKey: env.MENHU_MASTER_KEY ?? '',
     s3,
     bodyLimit: int(env, 'MENHU_BODY_LIMIT', 1024 * 1024),

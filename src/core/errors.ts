@@ -38,6 +38,10 @@ export const ERROR_CODES = [
   'UNAVAILABLE', // a backing service is down
   'INSUFFICIENT_FUNDS',
   'INTERNAL',
+  // reports
+  'REPORT_EXISTS', // commit of a report ID that is already registered
+  'REPORT_RECALLED', // the report is recalled already
+  'METADATA_MISMATCH', // recall metadata differs from the registered metadata
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -98,4 +102,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAVAILABLE: 503,
   INSUFFICIENT_FUNDS: 402,
   INTERNAL: 500,
+  REPORT_EXISTS: 409,
+  REPORT_RECALLED: 409,
+  METADATA_MISMATCH: 409,
 };

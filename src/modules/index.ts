@@ -5,10 +5,12 @@
 import type { Module } from '../module.js';
 
 // slot: links + qr (issue 3)
-const links: Module[] = [];
+import { linksModule } from './links.js';
+const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
-const reports: Module[] = [];
+import { reportsModule } from './reports.js';
+const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
 const codes: Module[] = [];
