@@ -152,8 +152,9 @@ export function Copy({ text, testid }: { text: string; testid?: string }) {
   );
 }
 
-export function Pager({ page, size, total, onPage }: { page: number; size: number; total?: number; onPage: (p: number) => void }) {
-  const last = total === undefined ? undefined : Math.max(1, Math.ceil(total / size));
+/** Paging buttons; without a total, `more` says whether a next page may exist (a full page came back). */
+export function Pager({ page, size, total, more, onPage }: { page: number; size: number; total?: number; more?: boolean; onPage: (p: number) => void }) {
+  const last = total === undefined ? (more === false ? page : undefined) : Math.max(1, Math.ceil(total / size));
   return (
     <div class="pager">
       <button type="button" disabled={page <= 1} onClick={() => onPage(page - 1)}>

@@ -42,7 +42,8 @@ export async function startRig(): Promise<ConsoleRig> {
       shots,
       async open(opts = {}) {
         const context = await b.newContext({ reducedMotion: 'reduce', viewport: opts.viewport ?? { width: 1280, height: 860 }, isMobile: opts.isMobile, hasTouch: opts.isMobile, locale: opts.lang === 'zh' ? 'zh-CN' : 'en-GB' });
-        context.setDefaultTimeout(5000);
+        // generous: CI runs the suite on 2 shared cores, two files at a time, each with its own Chromium
+        context.setDefaultTimeout(15_000);
         if (opts.lang) await context.addInitScript((l) => (globalThis as any).localStorage.getItem('menhu.lang') || (globalThis as any).localStorage.setItem('menhu.lang', l), opts.lang);
         const page = await context.newPage();
         page.on('pageerror', (e) => {

@@ -146,7 +146,7 @@ function LinkList() {
             ]}
           />
         )}
-        <Pager page={page} size={PAGE} onPage={setPage} />
+        <Pager page={page} size={PAGE} more={(links.data?.length ?? 0) >= PAGE} onPage={setPage} />
       </Card>
       <StatsPanel path="/links-stats" query={{ tenant_id: tenant }} title={tr(L.allScans)} />
     </>
