@@ -29,6 +29,8 @@ usage: menhu <command> [options]
   backup <dir>                                        online backup of the embedded profile (SQLite + data folder)
   restore <dir>                                       verify a backup and restore it into an empty data folder, then check it
   check                                               integrity checks of every service's stored data
+  ledger fund <developer|appkey/wallet> <amount> [--key K]   issue ULD to a developer account or a wallet
+  ledger audit                                        check the ledger invariants
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -173,6 +175,7 @@ export async function main(argv: string[]): Promise<void> {
       const db = openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
       try {
         const done = await migrate(db);
+        for (const m of MODULES) if (m.schema) done.push(...(await m.schema(db, cfg)));
         console.log(done.length ? `applied: ${done.join(', ')}` : 'schema is up to date');
       } finally {
         await db.close();
@@ -233,6 +236,11 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'check':
       return runChecks(cfg);
+    case 'ledger':
+      return withPlatform(cfg, async (ctx) => {
+        const { ledgerCli } = await import('../services/ledger/cli.js');
+        console.log(JSON.stringify(await ledgerCli(ctx, pos, o.key), null, 2));
+      });
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
   }

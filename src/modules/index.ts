@@ -16,13 +16,16 @@ const reports: Module[] = [reportsModule];
 const codes: Module[] = [];
 
 // slot: ledger + Ulord (issue 5)
-const ledger: Module[] = [];
+import { ledgerModule } from './ledger.js';
+const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
-const objects: Module[] = [];
+import { objectsModule } from './objects.js';
+const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
 import { consoleModule } from './console.js';
