@@ -19,7 +19,7 @@ describe('bad input on /rest/v1', () => {
   });
   after(() => s.close());
 
-  const post = (path: string, body: BodyInit | undefined, headers: Record<string, string> = {}) =>
+  const post = (path: string, body: RequestInit['body'], headers: Record<string, string> = {}) =>
     http(s.url + '/rest/v1' + path, { method: 'POST', headers: { ...bearer(c), ...headers }, body });
   const json = { 'content-type': 'application/json' };
 
