@@ -149,6 +149,8 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   const { ctx } = opts;
 
   await app.register(swagger, {
+    // components are named by their $id (Problem, AppTypeNode) rather than def-0, def-1
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'menhu native API', version: '1', description: 'Native REST API of menhu. Authenticate with `Authorization: Bearer <key>.<secret>`, HMAC request signing (X-Menhu-Key, X-Menhu-Timestamp, X-Menhu-Nonce, X-Menhu-Signature), or a session token from POST /rest/v1/sessions.' },
@@ -163,6 +165,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  const DOCS_PREFIX = `${REST_PREFIX}/docs`;
   app.addSchema(Problem);
   app.addSchema(AppTypeNode);
 
@@ -188,7 +191,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   // (After parsing, because HMAC signs the raw body.)
   // Routes not marked `config: { public: true }` refuse callers without credentials here.
   app.addHook('preValidation', async (req) => {
-    if (req.routeOptions.config?.public) return;
+    if (req.routeOptions.config?.public || req.routeOptions.url?.startsWith(DOCS_PREFIX)) return;
     const p = await resolvePrincipal(ctx, req);
     if (p) req.principal = p;
     else requirePrincipal(req);
