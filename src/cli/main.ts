@@ -1,16 +1,14 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../core/config.js';
+import { ConfigError, loadConfig, type Config } from '../core/config.js';
 import type { Ctx } from '../core/context.js';
 import { createApp, listApps, publicApp, rotateSecret, updateApp } from '../core/credentials/apps.js';
 import { migrate, openDatabase } from '../core/db/index.js';
 import { backup, BackupError, restore } from '../core/backup.js';
 import { isDomainError } from '../core/errors.js';
 import { addQuota } from '../core/limits/quotas.js';
-import { DEMO, seedDemo } from '../demo.js';
 import { MODULES } from '../modules/index.js';
 import { closePlatform, createPlatform } from '../platform.js';
-import { buildServer } from '../server.js';
-import { createTenant } from '../services/accounts/index.js';
+import { createTenant, getTenant } from '../services/accounts/index.js';
 import { progressBar } from './progress.js';
 
 const USAGE = `menhu — self-hosted open API platform
@@ -59,6 +57,9 @@ async function withPlatform<T>(cfg: Config, fn: (ctx: Ctx) => Promise<T>): Promi
 }
 
 async function serve(cfg: Config, demo: boolean): Promise<void> {
+  // loaded here so that the short commands start faster
+  const { buildServer } = await import('../server.js');
+  const { DEMO, seedDemo } = await import('../demo.js');
   const ctx = await createPlatform(cfg);
   const app = await buildServer(ctx);
   const info = demo ? await seedDemo(ctx) : null;
@@ -66,6 +67,11 @@ async function serve(cfg: Config, demo: boolean): Promise<void> {
   const sweeper = setInterval(() => void ctx.blobs.sweep().catch((e) => ctx.log.error({ err: String(e) }, 'blob sweep failed')), 60_000);
   sweeper.unref();
   await app.listen({ host: cfg.host, port: cfg.port });
+  const addr = app.server.address();
+  if (cfg.port === 0 && !process.env.MENHU_PUBLIC_URL && addr && typeof addr === 'object') {
+    // --port 0 picks a free port: say which
+    cfg.publicUrl = `http://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${addr.port}`;
+  }
   const base = cfg.publicUrl;
   const lines = [
     '',
@@ -131,7 +137,9 @@ async function runChecks(cfg: Config): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const [cmd, ...rest] = argv;
+  const [cmd, ...raw] = argv;
+  // `--units -5`: a negative number is the option's value, not an option
+  const rest = raw.flatMap((a, i) => (/^-\d+$/.test(a) && /^--[a-z]+$/.test(raw[i - 1] ?? '') ? [] : /^--[a-z]+$/.test(a) && /^-\d+$/.test(raw[i + 1] ?? '') ? [`${a}=${raw[i + 1]}`] : [a]));
   const { values: o, positionals: pos } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -215,6 +223,7 @@ export async function main(argv: string[]): Promise<void> {
         const tenantId = intOpt(o.tenant, 'tenant') ?? die('--tenant is required');
         const units = intOpt(o.units, 'units') ?? die('--units is required');
         if (!o.service) die('--service is required');
+        if (!(await getTenant(ctx, tenantId))) die(`no tenant ${tenantId}`);
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
       });
     case 'backup': {
@@ -249,6 +258,7 @@ export async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).catch((e) => {
   if (isDomainError(e)) die(`${e.code}: ${e.message}`);
   if (e instanceof BackupError) die(e.message);
+  if (e instanceof ConfigError) die(`configuration: ${e.message}`);
   console.error(`menhu: ${(e as Error)?.stack ?? e}`);
   process.exit(1);
 });

@@ -65,11 +65,19 @@ export interface PhotosConfig {
 
 type Env = Record<string, string | undefined>;
 
+/** A setting is wrong: the process refuses to start and says which one, without a stack trace. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
 function int(env: Env, name: string, dflt: number): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return dflt;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -78,7 +86,7 @@ function bool(env: Env, name: string, dflt: boolean): boolean {
   if (raw === undefined || raw === '') return dflt;
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new Error(`${name} must be true or false, got ${JSON.stringify(raw)}`);
+  throw new ConfigError(`${name} must be true or false, got ${JSON.stringify(raw)}`);
 }
 
 export function loadConfig(env: Env = process.env, overrides: Partial<Config> = {}): Config {

@@ -2,6 +2,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ConfigError } from './config.js';
 
 const scryptAsync = promisify(scrypt) as (pw: string | Buffer, salt: Buffer, len: number, opts: object) => Promise<Buffer>;
 
@@ -30,13 +31,13 @@ export function randomToken(bytes = 24): string {
 // ---------------------------------------------------------------------------------------------
 // Master key and secret encryption (AES-256-GCM)
 
-export function parseMasterKey(raw: string): Buffer {
+export function parseMasterKey(raw: string, source = 'MENHU_MASTER_KEY'): Buffer {
   const s = raw.trim();
   let key: Buffer | null = null;
   if (/^[0-9a-fA-F]{64}$/.test(s)) key = Buffer.from(s, 'hex');
   else if (/^[A-Za-z0-9+/_-]{43}=?$/.test(s)) key = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
   if (!key || key.length !== 32) {
-    throw new Error('master key must be 32 bytes as 64 hex digits or base64 (MENHU_MASTER_KEY or data/master.key)');
+    throw new ConfigError(`${source} is malformed: a master key is 32 bytes written as 64 hex digits or 43-44 base64 characters`);
   }
   return key;
 }
@@ -45,7 +46,7 @@ export function parseMasterKey(raw: string): Buffer {
 export function loadOrCreateMasterKey(configured: string, dataDir: string): Buffer {
   if (configured) return parseMasterKey(configured);
   const file = join(dataDir, 'master.key');
-  if (existsSync(file)) return parseMasterKey(readFileSync(file, 'utf8'));
+  if (existsSync(file)) return parseMasterKey(readFileSync(file, 'utf8'), file);
   mkdirSync(dataDir, { recursive: true });
   const hex = randomBytes(32).toString('hex');
   writeFileSync(file, hex + '\n', { mode: 0o600, flag: 'wx' });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
+import { ConfigError } from '../config.js';
 import { migrationsFor, type SqlDialect } from './migrations.js';
 import type { DB } from './schema.js';
 
@@ -54,7 +55,7 @@ export function openDatabase(opts: OpenOptions): Database {
     };
   }
   if (opts.databaseUrl && !/^(sqlite:|file:)/.test(opts.databaseUrl)) {
-    throw new Error(`DATABASE_URL must start with postgres:// or sqlite: (got ${opts.databaseUrl.split(':')[0]}:…)`);
+    throw new ConfigError(`DATABASE_URL must start with postgres:// or sqlite: (got ${opts.databaseUrl.split(':')[0]}:…)`);
   }
   let file = opts.databaseUrl.replace(/^(sqlite:|file:)(\/\/)?/, '');
   if (!file) {

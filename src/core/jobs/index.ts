@@ -237,7 +237,7 @@ export class Jobs {
   }
 
   /** Runs one claimed job to its end (used by the runner and by tests). */
-  async runOne(job: Job, worker = this.workerId): Promise<void> {
+  async runOne(job: Job, worker = job.worker ?? this.workerId): Promise<void> {
     const h = this.handlers.get(job.kind);
     if (!h) return this.failAttempt(job, worker, `no handler for job kind ${job.kind}`);
     const ac = new AbortController();
@@ -256,7 +256,13 @@ export class Jobs {
       const result = await h.run(job, ctl);
       await this.complete(job, worker, result);
     } catch (e) {
-      await this.failAttempt(job, worker, e instanceof Error ? e.message : String(e));
+      try {
+        await this.failAttempt(job, worker, e instanceof Error ? e.message : String(e));
+      } catch (hookError) {
+        // The failure hook (or the database) failed: the transaction rolled back, the job stays
+        // running, and once its lease expires the next claim fails it again with its hook.
+        this.log.error({ job: job.id, kind: job.kind, err: String((hookError as Error)?.message ?? hookError) }, 'marking job failed did not commit; retried after the lease');
+      }
     } finally {
       clearInterval(renew);
       this.running.delete(job.id);
@@ -278,7 +284,7 @@ export class Jobs {
           }
         }
         if (job) {
-          void this.runOne(job);
+          void this.runOne(job).catch((e) => this.log.error({ job: job.id, err: String((e as Error)?.message ?? e) }, 'job run failed'));
           continue;
         }
         await new Promise<void>((res) => {

@@ -149,6 +149,8 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   const { ctx } = opts;
 
   await app.register(swagger, {
+    // components are named by their $id (Problem, AppTypeNode) rather than def-0, def-1
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'menhu native API', version: '1', description: 'Native REST API of menhu. Authenticate with `Authorization: Bearer <key>.<secret>`, HMAC request signing (X-Menhu-Key, X-Menhu-Timestamp, X-Menhu-Nonce, X-Menhu-Signature), or a session token from POST /rest/v1/sessions.' },
@@ -163,11 +165,13 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  const DOCS_PREFIX = `${REST_PREFIX}/docs`;
   app.addSchema(Problem);
   app.addSchema(AppTypeNode);
 
   // Keep the raw body: HMAC signs the bytes as sent.
-  app.removeContentTypeParser('application/json');
+  // The native API speaks JSON only: other bodies are 415, not guessed at.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
     req.rawBody = body;
     if (body.length === 0) return done(null, undefined);
@@ -183,10 +187,21 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   app.setErrorHandler((err, req, reply) => sendProblem(req, reply, err));
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new DomainError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
-  app.addHook('preHandler', async (req) => {
-    if (req.routeOptions.config?.public) return;
+  // Authenticate before validating: a caller without credentials learns nothing about the schemas.
+  // (After parsing, because HMAC signs the raw body.)
+  // Routes not marked `config: { public: true }` refuse callers without credentials here.
+  app.addHook('preValidation', async (req) => {
+    if (req.routeOptions.config?.public || req.routeOptions.url?.startsWith(DOCS_PREFIX)) return;
     const p = await resolvePrincipal(ctx, req);
     if (p) req.principal = p;
+    else requirePrincipal(req);
+  });
+  // A body without a content type is not guessed at.
+  app.addHook('onRequest', async (req) => {
+    const len = req.headers['content-length'];
+    if (!req.headers['content-type'] && ((len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined)) {
+      throw new DomainError('UNSUPPORTED_MEDIA', 'a request body needs a Content-Type (application/json)');
+    }
   });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());
