@@ -12,7 +12,8 @@ const links: Module[] = [linksModule];
 const reports: Module[] = [];
 
 // slot: codes + cli.im (issue 4)
-const codes: Module[] = [];
+import { codesModule } from './codes.js';
+const codes: Module[] = [codesModule];
 
 // slot: ledger + Ulord (issue 5)
 const ledger: Module[] = [];

@@ -6,7 +6,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { CompiledQuery, sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import type { DB } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
@@ -121,6 +121,39 @@ export async function ensureLink(
     // else: the random code collided with another link's; draw again
   }
   throw new DomainError('INTERNAL', 'could not allocate a short code');
+}
+
+/**
+ * Creates one new link per targetRef in a few multi-row statements (batch record creation). The
+ * targetRefs must be new (fresh ids): an existing (tenant, kind, targetRef) is refused as CONFLICT.
+ * Runs in trx when given. Returns the links in the order of targetRefs.
+ */
+export async function createLinks(ctx: Ctx, tenantId: number, kind: LinkKind, targetRefs: string[], trx?: Kysely<DB>): Promise<Link[]> {
+  const db = trx ?? ctx.db.kysely;
+  const t = ctx.clock.now();
+  const out = new Map<string, Link>();
+  let todo = [...targetRefs];
+  for (let attempt = 0; attempt < 5 && todo.length; attempt++) {
+    for (let i = 0; i < todo.length; i += 200) {
+      const rows = await db
+        .insertInto('links')
+        .values(todo.slice(i, i + 200).map((ref) => ({ code: newCode(ctx), tenant_id: tenantId, kind, target_ref: ref, url: null, created_at: t, disabled: 0 })))
+        .onConflict((oc) => oc.doNothing())
+        .returningAll()
+        .execute();
+      for (const r of rows) out.set(r.target_ref, toLink(r));
+    }
+    const missing = todo.filter((r) => !out.has(r));
+    if (missing.length && (await db.selectFrom('links').select('id').where('tenant_id', '=', tenantId).where('kind', '=', kind).where('target_ref', 'in', missing.slice(0, 500)).executeTakeFirst())) {
+      throw new DomainError('CONFLICT', 'a link for one of these targets exists already');
+    }
+    todo = missing; // code collisions: draw again
+  }
+  if (todo.length) throw new DomainError('INTERNAL', 'could not allocate short codes');
+  return targetRefs.map((r) => {
+    const l = out.get(r)!;
+    return { id: l.id, code: l.code, tenantId: l.tenantId, kind: l.kind, targetRef: l.targetRef, url: l.url, createdAt: l.createdAt };
+  });
 }
 
 export async function findLinkByTarget(ctx: Ctx, tenantId: number, kind: LinkKind, targetRef: string): Promise<Link | null> {
@@ -377,7 +410,7 @@ const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
 
 export async function linkStats(
   ctx: Ctx,
-  scope: { tenantId: number; linkIds?: number[] },
+  scope: { tenantId: number; linkIds?: number[]; /** a query selecting link ids (for large sets) */ linkIdsQuery?: Expression<unknown> },
   opts: { from?: number; to?: number; bucket: 'hour' | 'day' },
 ): Promise<LinkStats> {
   const ms = BUCKET_MS[opts.bucket];
@@ -392,6 +425,7 @@ export async function linkStats(
   const base = () => {
     let q = db.selectFrom('link_scans').where('tenant_id', '=', scope.tenantId).where('at', '>=', from).where('at', '<', to);
     if (scope.linkIds) q = q.where('link_id', 'in', scope.linkIds);
+    if (scope.linkIdsQuery) q = q.where(sql<boolean>`link_id in (${scope.linkIdsQuery})`);
     return q;
   };
   const bucketExpr = sql<number>`(at / ${sql.lit(ms)}) * ${sql.lit(ms)}`;
