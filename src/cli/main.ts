@@ -24,6 +24,7 @@ usage: menhu <command> [options]
   app rotate <id> [--grace SECONDS]                   new secret; the old one stays valid for the grace period
   app block <id> [--unblock]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
+  codes import <template id | Mn --tenant N> FILE     create dynamic codes from a .csv or .xlsx (header row: field names)
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -196,6 +197,8 @@ export async function main(argv: string[]): Promise<void> {
         if (!o.service) die('--service is required');
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
       });
+    case 'codes':
+      return withPlatform(cfg, async (ctx) => (await import('./codes.js')).codesCommand(ctx, pos, intOpt(o.tenant, 'tenant'), die));
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
   }
