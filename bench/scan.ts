@@ -5,13 +5,13 @@
  *
  *   node --import tsx bench/scan.ts [seconds per server and round, default 5] [connections, default 10] [rounds, default 3]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
+import { median, startChild } from './lib.js';
 
 const TARGET = 'https://example.com/landing';
 const UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1';
@@ -72,11 +72,7 @@ async function serveMenhu(): Promise<void> {
 
 type Kind = 'raw' | 'fastify' | 'menhu';
 
-function start(kind: Kind): Promise<{ child: ChildProcess; port: number; path: string; lines: AsyncIterableIterator<string> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL(import.meta.url).pathname, '--serve', kind], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
-  return lines.next().then((l) => ({ child, ...JSON.parse(l.value as string), lines }));
-}
+const start = (kind: Kind) => startChild<{ port: number; path: string }>(new URL(import.meta.url).pathname, ['--serve', kind]);
 
 async function load(label: string, url: string, seconds: number, connections: number) {
   const r = await autocannon({ url, duration: seconds, connections, headers: { 'user-agent': UA } });
@@ -84,8 +80,6 @@ async function load(label: string, url: string, seconds: number, connections: nu
   console.log(`  ${label.padEnd(8)} ${r.requests.average.toFixed(0).padStart(7)} req/s   p50 ${r.latency.p50} ms   p99 ${r.latency.p99} ms   302s ${ok}   other ${r.errors + r.non2xx - ok}`);
   return { rps: r.requests.average, p99: r.latency.p99, ok };
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
@@ -96,11 +90,10 @@ async function main(): Promise<void> {
   const res: Record<Kind, { rps: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
   for (let r = 1; r <= rounds; r++) {
     console.log(`round ${r}`);
-    for (const k of ['raw', 'fastify', 'menhu'] as const) res[k].push(await load(k, `http://127.0.0.1:${servers[k].port}${servers[k].path}`, seconds, connections));
+    for (const k of ['raw', 'fastify', 'menhu'] as const) res[k].push(await load(k, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
   }
   const m = servers.menhu;
-  m.child.stdin!.write('count\n');
-  const counted = JSON.parse((await m.lines.next()).value as string).scans as number;
+  const counted = (await m.ask<{ scans: number }>('count')).scans;
   m.child.stdin!.write('quit\n');
   servers.raw.child.kill();
   servers.fastify.child.kill();

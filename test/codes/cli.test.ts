@@ -94,6 +94,16 @@ describe('cli.im dynamicSingleCreate', () => {
     assert.equal((await call({ template_num: t.templateNum, api_key: key, values: JSON.stringify(GOOD) })).json.code, 0);
   });
 
+  it('concurrent calls are committed together, each with its own code', async () => {
+    const before = await records();
+    const rs = await Promise.all(Array.from({ length: 30 }, (_, i) => call({ template_num: t.templateNum, api_key: key, values: [`并发${i}`, ...GOOD.slice(1)] })));
+    assert.deepEqual([...new Set(rs.map((r) => r.json.code))], [0]);
+    assert.equal(new Set(rs.map((r) => r.json.data.web_url)).size, 30);
+    assert.equal(await records(), before + 30);
+    const pages = await Promise.all(rs.slice(0, 3).map((r) => http(r.json.data.web_url)));
+    pages.forEach((p, i) => assert.ok(p.text.includes(`并发${i}`)));
+  });
+
   it('refuses bad values with 40001 naming the field, and stores nothing', async () => {
     const before = await records();
     const bad = async (i: number, v: unknown, re: RegExp) => {

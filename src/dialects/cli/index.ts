@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import { verifyCliSign } from '../../core/credentials/verify.js';
 import { DomainError, type ErrorCode } from '../../core/errors.js';
-import { checkValues, createRecords, recordUrl, signedQrUrl, templateForApi } from '../../services/codes/index.js';
+import { checkValues, createRecordGrouped, recordUrl, signedQrUrl, templateForApi } from '../../services/codes/index.js';
 import { classify, clientIp, logInternal } from '../http.js';
 
 export const CLI_PATH = '/cli-open-platform-service/v1/dynamicQrcode/dynamicSingleCreate';
@@ -110,7 +110,7 @@ export async function cliDialect(app: FastifyInstance, opts: { ctx: Ctx }): Prom
     if (!Array.isArray(values)) throw new DomainError('BAD_REQUEST', 'values must be an array', { field: 'values' });
     const caller = await verifyCliSign(ctx, body, { ip: clientIp(req) });
     const t = await templateForApi(ctx, caller, body.template_num);
-    const [rec] = await createRecords(ctx, t, [checkValues(t.fields, values)], `api:${caller.id}`);
+    const rec = await createRecordGrouped(ctx, t, checkValues(t.fields, values), `api:${caller.id}`);
     return answer(reply, 0, undefined, { web_url: recordUrl(ctx, rec), qrstyle_url: await signedQrUrl(ctx, rec.code) });
   });
 

@@ -253,33 +253,91 @@ export function checkBatch(t: Template, rows: unknown[]): string[][] {
   });
 }
 
+/** Inserts records (one short link each) inside trx. */
+async function insertRecords(ctx: Ctx, trx: Kysely<DB>, t: Template, valuesList: string[][], actor: string): Promise<CodeRecord[]> {
+  const now = ctx.clock.now();
+  const refs = valuesList.map(() => ctx.ids.hex32());
+  const links = await createLinks(ctx, t.tenantId, 'code', refs, trx);
+  const out: CodeRecord[] = [];
+  for (let i = 0; i < valuesList.length; i += 200) {
+    const chunk = valuesList.slice(i, i + 200);
+    const rows = await trx
+      .insertInto('code_records')
+      .values(chunk.map((values, k) => ({ tenant_id: t.tenantId, template_id: t.id, link_id: links[i + k].id, values: JSON.stringify(values), version: 1, created_at: now, updated_at: now })))
+      .returningAll()
+      .execute();
+    const byLink = new Map(rows.map((r) => [Number(r.link_id), r]));
+    const recs = chunk.map((_, k) => toRecord({ ...byLink.get(links[i + k].id)!, code: links[i + k].code }));
+    await trx
+      .insertInto('code_record_history')
+      .values(recs.map((r) => ({ record_id: r.id, version: 1, values: JSON.stringify(r.values), actor, at: now })))
+      .execute();
+    out.push(...recs);
+  }
+  return out;
+}
+
 /**
  * Creates records (one short link each) in one transaction: all or nothing. QR images are not
  * rendered here; they are rendered (and cached) when first asked for.
  */
-export async function createRecords(ctx: Ctx, t: Template, valuesList: string[][], actor: string): Promise<CodeRecord[]> {
-  const now = ctx.clock.now();
-  return ctx.db.tx(async (trx) => {
-    const refs = valuesList.map(() => ctx.ids.hex32());
-    const links = await createLinks(ctx, t.tenantId, 'code', refs, trx);
-    const out: CodeRecord[] = [];
-    for (let i = 0; i < valuesList.length; i += 200) {
-      const chunk = valuesList.slice(i, i + 200);
-      const rows = await trx
-        .insertInto('code_records')
-        .values(chunk.map((values, k) => ({ tenant_id: t.tenantId, template_id: t.id, link_id: links[i + k].id, values: JSON.stringify(values), version: 1, created_at: now, updated_at: now })))
-        .returningAll()
-        .execute();
-      // RETURNING order follows VALUES order on both engines for a single multi-row insert; match by link id anyway.
-      const byLink = new Map(rows.map((r) => [Number(r.link_id), r]));
-      const recs = chunk.map((_, k) => toRecord({ ...byLink.get(links[i + k].id)!, code: links[i + k].code }));
-      await trx
-        .insertInto('code_record_history')
-        .values(recs.map((r) => ({ record_id: r.id, version: 1, values: JSON.stringify(r.values), actor, at: now })))
-        .execute();
-      out.push(...recs);
+export function createRecords(ctx: Ctx, t: Template, valuesList: string[][], actor: string): Promise<CodeRecord[]> {
+  return ctx.db.tx((trx) => insertRecords(ctx, trx, t, valuesList, actor));
+}
+
+// Group commit for single creations (the cli.im API): calls that arrive while a transaction is
+// being prepared share the next one, so concurrent callers pay for one commit (one fsync) together.
+interface Pending {
+  t: Template;
+  values: string[];
+  actor: string;
+  resolve: (r: CodeRecord) => void;
+  reject: (e: unknown) => void;
+}
+interface Queue {
+  items: Pending[];
+  running: boolean;
+  scheduled: boolean;
+}
+const queues = new WeakMap<Ctx, Queue>();
+const GROUP_MAX = 200;
+
+async function drain(ctx: Ctx, q: Queue): Promise<void> {
+  q.running = true;
+  try {
+    while (q.items.length) {
+      const group = q.items.splice(0, GROUP_MAX);
+      try {
+        const recs = await ctx.db.tx(async (trx) => {
+          const out: CodeRecord[] = [];
+          for (const p of group) out.push(...(await insertRecords(ctx, trx, p.t, [p.values], p.actor)));
+          return out;
+        });
+        group.forEach((p, i) => p.resolve(recs[i]));
+      } catch {
+        // one bad apple must not fail the others: redo them one by one
+        for (const p of group) await createRecords(ctx, p.t, [p.values], p.actor).then(([r]) => p.resolve(r), p.reject);
+      }
     }
-    return out;
+  } finally {
+    q.running = false;
+  }
+}
+
+/** Creates one record; concurrent calls are committed together (see above). Values must be checked already. */
+export function createRecordGrouped(ctx: Ctx, t: Template, values: string[], actor: string): Promise<CodeRecord> {
+  let q = queues.get(ctx);
+  if (!q) queues.set(ctx, (q = { items: [], running: false, scheduled: false }));
+  const queue = q;
+  return new Promise<CodeRecord>((resolve, reject) => {
+    queue.items.push({ t, values, actor, resolve, reject });
+    if (!queue.running && !queue.scheduled) {
+      queue.scheduled = true;
+      setImmediate(() => {
+        queue.scheduled = false;
+        void drain(ctx, queue);
+      });
+    }
   });
 }
 
