@@ -29,6 +29,7 @@ usage: menhu <command> [options]
   check                                               integrity checks of every service's stored data
   ledger fund <developer|appkey/wallet> <amount> [--key K]   issue ULD to a developer account or a wallet
   ledger audit                                        check the ledger invariants
+  codes import <template id | Mn --tenant N> FILE     create dynamic codes from a .csv or .xlsx (header row: field names)
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -250,6 +251,8 @@ export async function main(argv: string[]): Promise<void> {
         const { ledgerCli } = await import('../services/ledger/cli.js');
         console.log(JSON.stringify(await ledgerCli(ctx, pos, o.key), null, 2));
       });
+    case 'codes':
+      return withPlatform(cfg, async (ctx) => (await import('./codes.js')).codesCommand(ctx, pos, intOpt(o.tenant, 'tenant'), die));
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
   }

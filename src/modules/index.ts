@@ -13,7 +13,8 @@ import { reportsModule } from './reports.js';
 const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
-const codes: Module[] = [];
+import { codesModule } from './codes.js';
+const codes: Module[] = [codesModule];
 
 // slot: ledger + Ulord (issue 5)
 import { ledgerModule } from './ledger.js';

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../core/context.js';
-import { recordScan, resolveLink, type Link, type LinkKind } from '../services/links/index.js';
+import { peekLink, recordScan, resolveLink, type Link, type LinkKind } from '../services/links/index.js';
 import { escapeHtml, htmlPage, PAGE_CSP } from './html.js';
 
 export type ScanPage = (ctx: Ctx, link: Link, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
@@ -27,20 +27,25 @@ export function sendNotFoundPage(reply: FastifyReply, message?: string): Fastify
 }
 
 export function mountScan(app: FastifyInstance, ctx: Ctx): void {
-  app.get<{ Params: { code: string } }>('/s/:code', async (req, reply) => {
-    const link = await resolveLink(ctx, req.params.code);
+  const answer = (link: Link | null, req: FastifyRequest, reply: FastifyReply): FastifyReply | Promise<unknown> => {
     if (!link) return sendNotFoundPage(reply);
     if (req.method === 'GET') {
-      const ua = req.headers['user-agent'];
       const ref = req.headers.referer;
-      recordScan(ctx, link, { ua, referrer: typeof ref === 'string' ? ref : undefined, ip: req.ip });
+      recordScan(ctx, link, { ua: req.headers['user-agent'], referrer: typeof ref === 'string' ? ref : undefined, ip: req.ip });
     }
     if (link.kind === 'url') {
       // no-store: every scan reaches the server, so it is counted and an edited target applies at once.
-      return reply.code(302).header('location', link.url).header('cache-control', 'no-store').send();
+      return reply.code(302).headers({ location: link.url!, 'cache-control': 'no-store' }).send();
     }
     const page = pages.get(link.kind);
     if (!page) return sendNotFoundPage(reply);
     return page(ctx, link, req, reply);
+  };
+  // Not async: a cached code is answered without a promise or a database round trip.
+  app.get<{ Params: { code: string } }>('/s/:code', (req, reply) => {
+    const code = req.params.code;
+    const cached = peekLink(ctx, code);
+    if (cached !== undefined) return answer(cached, req, reply);
+    return resolveLink(ctx, code).then((link) => answer(link, req, reply));
   });
 }

@@ -5,7 +5,7 @@
  * are buffered and written in batches, never on the request's critical path.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { CompiledQuery, sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import type { DB } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
@@ -122,6 +122,39 @@ export async function ensureLink(
   throw new DomainError('INTERNAL', 'could not allocate a short code');
 }
 
+/**
+ * Creates one new link per targetRef in a few multi-row statements (batch record creation). The
+ * targetRefs must be new (fresh ids): an existing (tenant, kind, targetRef) is refused as CONFLICT.
+ * Runs in trx when given. Returns the links in the order of targetRefs.
+ */
+export async function createLinks(ctx: Ctx, tenantId: number, kind: LinkKind, targetRefs: string[], trx?: Kysely<DB>): Promise<Link[]> {
+  const db = trx ?? ctx.db.kysely;
+  const t = ctx.clock.now();
+  const out = new Map<string, Link>();
+  let todo = [...targetRefs];
+  for (let attempt = 0; attempt < 5 && todo.length; attempt++) {
+    for (let i = 0; i < todo.length; i += 200) {
+      const rows = await db
+        .insertInto('links')
+        .values(todo.slice(i, i + 200).map((ref) => ({ code: newCode(ctx), tenant_id: tenantId, kind, target_ref: ref, url: null, created_at: t, disabled: 0 })))
+        .onConflict((oc) => oc.doNothing())
+        .returningAll()
+        .execute();
+      for (const r of rows) out.set(r.target_ref, toLink(r));
+    }
+    const missing = todo.filter((r) => !out.has(r));
+    if (missing.length && (await db.selectFrom('links').select('id').where('tenant_id', '=', tenantId).where('kind', '=', kind).where('target_ref', 'in', missing.slice(0, 500)).executeTakeFirst())) {
+      throw new DomainError('CONFLICT', 'a link for one of these targets exists already');
+    }
+    todo = missing; // code collisions: draw again
+  }
+  if (todo.length) throw new DomainError('INTERNAL', 'could not allocate short codes');
+  return targetRefs.map((r) => {
+    const l = out.get(r)!;
+    return { id: l.id, code: l.code, tenantId: l.tenantId, kind: l.kind, targetRef: l.targetRef, url: l.url, createdAt: l.createdAt };
+  });
+}
+
 export async function findLinkByTarget(ctx: Ctx, tenantId: number, kind: LinkKind, targetRef: string): Promise<Link | null> {
   const r = await byTarget(ctx.db.kysely, tenantId, kind, targetRef);
   return r ? toLink(r) : null;
@@ -216,6 +249,13 @@ export async function stopLinks(ctx: Ctx): Promise<void> {
   states.delete(ctx);
 }
 
+/** The cached answer for a code without touching the database: Link, null (known absent), or undefined (not cached). */
+export function peekLink(ctx: Ctx, code: string): Link | null | undefined {
+  const hit = states.get(ctx)?.cache.get(code);
+  if (!hit || ctx.clock.now() - hit.at >= (hit.link ? CACHE_TTL_MS : NEGATIVE_TTL_MS)) return undefined;
+  return hit.link;
+}
+
 /** The link behind a code, from the in-process cache; null for unknown and disabled links. */
 export async function resolveLink(ctx: Ctx, code: string): Promise<Link | null> {
   if (!LOOKUP_RE.test(code)) return null;
@@ -247,6 +287,36 @@ async function visitorSalt(ctx: Ctx): Promise<string> {
 }
 
 const utcDay = (t: number): string => new Date(t).toISOString().slice(0, 10);
+
+const SCAN_COLS = ['link_id', 'tenant_id', 'at', 'device', 'os', 'referrer_host', 'ip_prefix', 'visitor', 'bot'] as const;
+const INSERT_ROWS = 100;
+const insertSqls = new Map<string, string>();
+/** `insert into link_scans (…) values (…),(…)` for n rows, with ? (SQLite) or $k (PostgreSQL) placeholders. */
+function insertSql(dialect: string, n: number): string {
+  const key = `${dialect}:${n}`;
+  let text = insertSqls.get(key);
+  if (!text) {
+    let k = 0;
+    const ph = () => (dialect === 'postgres' ? `$${++k}` : '?');
+    const rows = Array.from({ length: n }, () => `(${SCAN_COLS.map(ph).join(',')})`);
+    text = `insert into link_scans (${SCAN_COLS.join(',')}) values ${rows.join(',')}`;
+    insertSqls.set(key, text);
+  }
+  return text;
+}
+
+/** User-Agent strings repeat a lot; classify each once. */
+const uaCache = new Map<string, ReturnType<typeof classifyUa>>();
+function classifyCached(ua: string | undefined): ReturnType<typeof classifyUa> {
+  const k = ua ?? '';
+  let c = uaCache.get(k);
+  if (!c) {
+    c = classifyUa(k);
+    if (uaCache.size >= 5000) uaCache.clear();
+    uaCache.set(k, c);
+  }
+  return c;
+}
 
 /** Buffers one scan; written with others every FLUSH_MS or at FLUSH_AT events, and on close. */
 export function recordScan(ctx: Ctx, link: Link, hit: { ua?: string; referrer?: string; ip: string }): void {
@@ -280,21 +350,20 @@ export async function flushScans(ctx: Ctx): Promise<void> {
   s.flushing = (async () => {
     try {
       const salt = s.salt ?? (s.salt = await visitorSalt(ctx));
-      const rows = batch.map((e) => {
-        const c = classifyUa(e.ua);
-        return {
-          link_id: e.linkId,
-          tenant_id: e.tenantId,
-          at: e.at,
-          device: c.device,
-          os: c.os,
-          referrer_host: referrerHost(e.referrer),
-          ip_prefix: ipPrefix(e.ip),
-          visitor: createHash('sha256').update(`${e.ip}|${utcDay(e.at)}|${salt}`).digest('hex'),
-          bot: c.bot ? 1 : 0,
-        };
+      const params: unknown[] = [];
+      for (const e of batch) {
+        const c = classifyCached(e.ua);
+        const day = utcDay(e.at);
+        params.push(e.linkId, e.tenantId, e.at, c.device, c.os, referrerHost(e.referrer), ipPrefix(e.ip), createHash('sha256').update(`${e.ip}|${day}|${salt}`).digest('hex'), c.bot ? 1 : 0);
+      }
+      // One transaction (one commit) for the whole batch, in multi-row statements of INSERT_ROWS rows,
+      // compiled once per size: this is the scan path's only per-event database cost.
+      await ctx.db.tx(async (trx) => {
+        for (let i = 0; i < batch.length; i += INSERT_ROWS) {
+          const n = Math.min(INSERT_ROWS, batch.length - i);
+          await trx.executeQuery(CompiledQuery.raw(insertSql(ctx.db.dialect, n), params.slice(i * SCAN_COLS.length, (i + n) * SCAN_COLS.length)));
+        }
       });
-      for (let i = 0; i < rows.length; i += FLUSH_AT) await ctx.db.kysely.insertInto('link_scans').values(rows.slice(i, i + FLUSH_AT)).execute();
     } catch (e) {
       ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
     } finally {
@@ -328,7 +397,7 @@ const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
 
 export async function linkStats(
   ctx: Ctx,
-  scope: { tenantId: number; linkIds?: number[] },
+  scope: { tenantId: number; linkIds?: number[]; /** a query selecting link ids (for large sets) */ linkIdsQuery?: Expression<unknown> },
   opts: { from?: number; to?: number; bucket: 'hour' | 'day' },
 ): Promise<LinkStats> {
   const ms = BUCKET_MS[opts.bucket];
@@ -343,6 +412,7 @@ export async function linkStats(
   const base = () => {
     let q = db.selectFrom('link_scans').where('tenant_id', '=', scope.tenantId).where('at', '>=', from).where('at', '<', to);
     if (scope.linkIds) q = q.where('link_id', 'in', scope.linkIds);
+    if (scope.linkIdsQuery) q = q.where(sql<boolean>`link_id in (${scope.linkIdsQuery})`);
     return q;
   };
   const bucketExpr = sql<number>`(at / ${sql.lit(ms)}) * ${sql.lit(ms)}`;

@@ -1,0 +1,118 @@
+/**
+ * /s/<code> redirects of the real menhu server vs a bare node:http server answering the same 302,
+ * each in its own child process, loaded by autocannon from this process, in the same run.
+ * Checks afterwards that every answered scan was recorded (buffered writes flushed).
+ *
+ *   node --import tsx bench/scan.ts [seconds per server and round, default 5] [connections, default 10] [rounds, default 3]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import autocannon from 'autocannon';
+import { median, startChild } from './lib.js';
+
+const TARGET = 'https://example.com/landing';
+const UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1';
+
+// ---------------------------------------------------------------------------------------------
+// child side
+
+async function serveRaw(): Promise<void> {
+  const srv = createServer((_req, res) => {
+    res.writeHead(302, { location: TARGET, 'cache-control': 'no-store', 'content-length': '0' });
+    res.end();
+  });
+  srv.listen(0, '127.0.0.1', () => {
+    const a = srv.address();
+    console.log(JSON.stringify({ port: typeof a === 'object' && a ? a.port : 0, path: '/s/raw' }));
+  });
+}
+
+async function serveFastify(): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify({ logger: false });
+  app.get('/s/:code', (_req, reply) => reply.code(302).headers({ location: TARGET, 'cache-control': 'no-store' }).send());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const a = app.server.address();
+  console.log(JSON.stringify({ port: typeof a === 'object' && a ? a.port : 0, path: '/s/bare' }));
+}
+
+async function serveMenhu(): Promise<void> {
+  const { loadConfig } = await import('../src/core/config.js');
+  const { createPlatform, closePlatform } = await import('../src/platform.js');
+  const { buildServer } = await import('../src/server.js');
+  const { createTenant } = await import('../src/services/accounts/index.js');
+  const { ensureLink, flushScans } = await import('../src/services/links/index.js');
+  const dir = mkdtempSync(join(tmpdir(), 'menhu-bench-'));
+  const cfg = loadConfig({ ...process.env, MENHU_DATA: dir, LOG_LEVEL: 'warn' }, { port: 0, jobConcurrency: 0 });
+  const ctx = await createPlatform(cfg);
+  const app = await buildServer(ctx, process.env.BENCH_NOLOG ? { logger: false } : {});
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const a = app.server.address();
+  const tenantId = Number((await createTenant(ctx, 'bench')).id);
+  const { link } = await ensureLink(ctx, { tenantId, kind: 'url', targetRef: 'bench', url: TARGET });
+  console.log(JSON.stringify({ port: typeof a === 'object' && a ? a.port : 0, path: `/s/${link.code}`, db: ctx.db.dialect }));
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line === 'count') {
+      await flushScans(ctx);
+      const r = await ctx.db.kysely.selectFrom('link_scans').select((eb) => eb.fn.countAll<number>().as('n')).where('link_id', '=', link.id).executeTakeFirstOrThrow();
+      console.log(JSON.stringify({ scans: Number(r.n) }));
+    } else if (line === 'quit') break;
+  }
+  await app.close();
+  await closePlatform(ctx);
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// parent side
+
+type Kind = 'raw' | 'fastify' | 'menhu';
+
+const start = (kind: Kind) => startChild<{ port: number; path: string }>(new URL(import.meta.url).pathname, ['--serve', kind]);
+
+async function load(label: string, url: string, seconds: number, connections: number) {
+  const r = await autocannon({ url, duration: seconds, connections, headers: { 'user-agent': UA } });
+  const ok = r['3xx'];
+  console.log(`  ${label.padEnd(8)} ${r.requests.average.toFixed(0).padStart(7)} req/s   p50 ${r.latency.p50} ms   p99 ${r.latency.p99} ms   302s ${ok}   other ${r.errors + r.non2xx - ok}`);
+  return { rps: r.requests.average, p99: r.latency.p99, ok };
+}
+
+async function main(): Promise<void> {
+  const seconds = Number(process.argv[2] ?? 5);
+  const connections = Number(process.argv[3] ?? 10);
+  const rounds = Number(process.argv[4] ?? 3);
+  console.log(`autocannon: ${connections} connections, ${rounds} rounds of ${seconds} s per server (alternating), Node ${process.version}`);
+  const servers = { raw: await start('raw'), fastify: await start('fastify'), menhu: await start('menhu') };
+  const res: Record<Kind, { rps: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
+  for (let r = 1; r <= rounds; r++) {
+    console.log(`round ${r}`);
+    for (const k of ['raw', 'fastify', 'menhu'] as const) res[k].push(await load(k, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
+  }
+  const m = servers.menhu;
+  const counted = (await m.ask<{ scans: number }>('count')).scans;
+  m.child.stdin!.write('quit\n');
+  servers.raw.child.kill();
+  servers.fastify.child.kill();
+  const ratios = res.menhu.map((x, i) => x.rps / res.raw[i].rps);
+  const fratios = res.fastify.map((x, i) => x.rps / res.raw[i].rps);
+  console.log(`\nmenhu / raw per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)} (goal >= 0.8)`);
+  console.log(`bare Fastify / raw per round: ${fratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(fratios).toFixed(2)} (the framework's own share)`);
+  console.log(`menhu p99: ${res.menhu.map((x) => x.p99).join(', ')} ms (goal <= 15)`);
+  // autocannon stops counting at each deadline; up to one request per connection is answered after it.
+  const ok = res.menhu.reduce((a, x) => a + x.ok, 0);
+  const all = counted >= ok && counted <= ok + connections * rounds;
+  console.log(`scans recorded: ${counted} for ${ok} redirects counted by autocannon (+ at most ${connections} in flight per deadline) ${all ? '— all recorded' : '— MISMATCH'}`);
+  if (!all) process.exitCode = 1;
+}
+
+if (process.argv[2] === '--serve') {
+  if (process.argv[3] === 'raw') void serveRaw();
+  else if (process.argv[3] === 'fastify') void serveFastify();
+  else void serveMenhu();
+} else {
+  await main();
+}
