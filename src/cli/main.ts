@@ -24,6 +24,8 @@ usage: menhu <command> [options]
   app rotate <id> [--grace SECONDS]                   new secret; the old one stays valid for the grace period
   app block <id> [--unblock]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
+  verify <file> --report ID [--url URL] [--tenant N] [--bundle PATH] [--key VKEY]
+                                                      check a report file offline against a proof bundle and the log key
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -133,6 +135,9 @@ export async function main(argv: string[]): Promise<void> {
       unblock: { type: 'boolean' },
       service: { type: 'string' },
       units: { type: 'string' },
+      report: { type: 'string' },
+      url: { type: 'string' },
+      bundle: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -196,6 +201,11 @@ export async function main(argv: string[]): Promise<void> {
         if (!o.service) die('--service is required');
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
       });
+    case 'verify': {
+      const { verifyCommand } = await import('./verify.js');
+      process.exitCode = await verifyCommand({ file: sub, report: o.report, url: o.url, tenant: o.tenant, bundle: o.bundle, key: o.key });
+      return;
+    }
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
   }

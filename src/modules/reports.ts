@@ -4,6 +4,7 @@
  */
 import { closeTlog, initTlog } from '../core/tlog/index.js';
 import { mountMiningLamp } from '../dialects/mininglamp/index.js';
+import { mountTlogRoot, reportsRest } from '../dialects/rest/reports.js';
 import type { Module } from '../module.js';
 
 export const reportsModule: Module = {
@@ -11,8 +12,12 @@ export const reportsModule: Module = {
   async init(ctx) {
     await initTlog(ctx);
   },
+  async rest(app, ctx) {
+    await reportsRest(app, ctx);
+  },
   async mount(app, ctx) {
     await mountMiningLamp(app, ctx);
+    await mountTlogRoot(app, ctx);
   },
   async close(ctx) {
     await closeTlog(ctx);
