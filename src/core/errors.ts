@@ -37,6 +37,11 @@ export const ERROR_CODES = [
   'GONE', // existed, expired
   'UNAVAILABLE', // a backing service is down
   'INSUFFICIENT_FUNDS',
+  'MISSING_FIELD', // a required field is absent (VALIDATION: present but wrong)
+  'CONTENT_UNKNOWN', // no published content with that id
+  'NOT_PURCHASED', // content must be paid for first
+  'PAYMENT_REFUSED', // a transfer that cannot be made (to self, idempotency key reused with other content)
+  'PROCESSING_FAILED', // an input could not be decoded, or processing it failed
   'INTERNAL',
   // reports
   'REPORT_EXISTS', // commit of a report ID that is already registered
@@ -101,6 +106,11 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   GONE: 410,
   UNAVAILABLE: 503,
   INSUFFICIENT_FUNDS: 402,
+  MISSING_FIELD: 400,
+  CONTENT_UNKNOWN: 404,
+  NOT_PURCHASED: 402,
+  PAYMENT_REFUSED: 409,
+  PROCESSING_FAILED: 422,
   INTERNAL: 500,
   REPORT_EXISTS: 409,
   REPORT_RECALLED: 409,

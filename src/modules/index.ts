@@ -5,7 +5,8 @@
 import type { Module } from '../module.js';
 
 // slot: links + qr (issue 3)
-const links: Module[] = [];
+import { linksModule } from './links.js';
+const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
 import { reportsModule } from './reports.js';
@@ -15,10 +16,12 @@ const reports: Module[] = [reportsModule];
 const codes: Module[] = [];
 
 // slot: ledger + Ulord (issue 5)
-const ledger: Module[] = [];
+import { ledgerModule } from './ledger.js';
+const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
 const objects: Module[] = [];
