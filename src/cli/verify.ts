@@ -20,7 +20,8 @@ export interface VerifyArgs {
 function bundleUrl(url: string, report: string, tenant: string | undefined): string {
   const u = new URL(url);
   if (/\/s\/[^/]+\/?$/.test(u.pathname)) {
-    u.searchParams.set('proof', 'bundle');
+    u.pathname = u.pathname.replace(/\/?$/, '/proof');
+    u.search = '';
     return u.toString();
   }
   if (!tenant) throw new BundleError('--url with a server base URL needs --tenant (or give the scanned /s/<code> URL)');
