@@ -12,8 +12,8 @@ import type { Ctx } from '../../core/context.js';
 import type { App } from '../../core/credentials/apps.js';
 import { verifyPasscode } from '../../core/credentials/verify.js';
 import type { ErrorCode } from '../../core/errors.js';
-import { renderQrPng } from '../../core/qr/index.js';
-import { ensureLink, findLinkByTarget, shortUrl } from '../../services/links/index.js';
+import { findLinkByTarget, shortUrl } from '../../services/links/index.js';
+import { coverQr } from '../../services/reports/stamp.js';
 import { checkReportId, recallReport, registerReport, type ReportFile } from '../../services/reports/index.js';
 import { classify, clientIp, logInternal } from '../http.js';
 
@@ -121,8 +121,6 @@ export type OpHandler = (call: OpCall) => Promise<FastifyReply>;
 
 const metaOf = (f: Record<string, string>) => ({ title: f.title, type: f.type, period: f.period, geom: f.geom });
 
-/** The cover QR: 10 px modules, level M, 4-module margin; the same link always gives the same bytes. */
-export const COVER_QR = { ecl: 'M', margin: 4, scale: 10 } as const;
 const QR_MAX_AGE = 43200;
 
 function httpDate(ms: number): string {
@@ -134,9 +132,7 @@ const etagMatches = (header: string | undefined, etag: string): boolean =>
 
 const handlers: Record<Op, OpHandler> = {
   async generateqr({ ctx, app, reportId, req, reply }) {
-    checkReportId(reportId);
-    const { link } = await ensureLink(ctx, { tenantId: app.tenantId, kind: 'report', targetRef: reportId });
-    const png = await renderQrPng(shortUrl(ctx, link.code), COVER_QR);
+    const { link, png } = await coverQr(ctx, app.tenantId, reportId);
     const etag = `"${createHash('sha256').update(png).digest('hex').slice(0, 32)}"`;
     const lastModified = httpDate(link.createdAt);
     reply

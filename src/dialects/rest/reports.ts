@@ -8,6 +8,7 @@ import type { Ctx } from '../../core/context.js';
 import { DomainError } from '../../core/errors.js';
 import { consistencyProof, getEntry, inclusionProof, latestCheckpoint, logInfo, rootAt } from '../../core/tlog/index.js';
 import { buildBundle } from '../../services/reports/bundle.js';
+import { CORNERS, coverQr, stampPdf, type Corner } from '../../services/reports/stamp.js';
 import { getReport, listReports, listVersions, recallReport, reportFile, type Report, type ReportVersion } from '../../services/reports/index.js';
 import { requirePrincipal, tenantScope } from './auth.js';
 
@@ -147,6 +148,42 @@ export async function reportsRest(app: FastifyInstance, ctx: Ctx): Promise<void>
     '/reports/:report_id/proof',
     { schema: { tags: ['reports'], summary: 'Proof bundle: every log entry of the report with inclusion proofs, the checkpoint and the log key', params: RParams, querystring: RQuery, response: { 200: BundleOut, ...errs } } },
     async (req) => buildBundle(ctx, scope(req, req.query.tenant_id), req.params.report_id),
+  );
+
+  // --- the cover QR, and stamping it on a PDF ----------------------------------------------------
+  const StampQ = Type.Object(
+    {
+      tenant_id: TenantQ,
+      corner: Type.Optional(Type.Union(CORNERS.map((c) => Type.Literal(c)), { default: 'top-right' })),
+      size: Type.Optional(Type.Number({ minimum: 18, maximum: 1000, description: 'side of the QR in points (default 72)' })),
+      margin: Type.Optional(Type.Number({ minimum: 0, maximum: 500, description: 'distance from the visible edges in points (default 18)' })),
+    },
+    { additionalProperties: false },
+  );
+  app.addContentTypeParser('application/pdf', { parseAs: 'buffer', bodyLimit: ctx.config.uploadLimit }, (req, body: Buffer, done) => {
+    req.rawBody = body;
+    done(null, body);
+  });
+  app.post<{ Params: { report_id: string }; Querystring: Static<typeof StampQ>; Body: Buffer }>(
+    '/reports/:report_id/stamp',
+    {
+      bodyLimit: ctx.config.uploadLimit,
+      schema: {
+        tags: ['reports'],
+        summary: "Stamp the report's cover QR on page 1 of a PDF (body: application/pdf); creates the report's short link if needed",
+        description: 'The QR goes in the chosen corner of what a reader sees: inside the crop box, upright on rotated pages. The answer is the stamped PDF; X-Menhu-Link carries the short link.',
+        params: RParams,
+        querystring: StampQ,
+        response: { ...errs, 413: Problem, 415: Problem },
+      },
+    },
+    async (req, reply) => {
+      if (!Buffer.isBuffer(req.body)) throw new DomainError('UNSUPPORTED_MEDIA', 'send the PDF as the body with Content-Type: application/pdf');
+      const t = scope(req, req.query.tenant_id);
+      const { url, png } = await coverQr(ctx, t, req.params.report_id);
+      const out = await stampPdf(req.body, png, { corner: req.query.corner as Corner | undefined, size: req.query.size, margin: req.query.margin });
+      return reply.type('application/pdf').header('x-menhu-link', url).header('content-disposition', attachment(`${req.params.report_id}.pdf`)).send(out);
+    },
   );
 
   // --- transparency log (public) ---------------------------------------------------------------
