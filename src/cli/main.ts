@@ -24,6 +24,8 @@ usage: menhu <command> [options]
   app rotate <id> [--grace SECONDS]                   new secret; the old one stays valid for the grace period
   app block <id> [--unblock]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
+  verify <file> --report ID [--url URL] [--tenant N] [--bundle PATH] [--key VKEY]
+                                                      check a report file offline against a proof bundle and the log key
   backup <dir>                                        online backup of the embedded profile (SQLite + data folder)
   restore <dir>                                       verify a backup and restore it into an empty data folder, then check it
   check                                               integrity checks of every service's stored data
@@ -162,6 +164,9 @@ export async function main(argv: string[]): Promise<void> {
       unblock: { type: 'boolean' },
       service: { type: 'string' },
       units: { type: 'string' },
+      report: { type: 'string' },
+      url: { type: 'string' },
+      bundle: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -227,6 +232,11 @@ export async function main(argv: string[]): Promise<void> {
         if (!(await getTenant(ctx, tenantId))) die(`no tenant ${tenantId}`);
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
       });
+    case 'verify': {
+      const { verifyCommand } = await import('./verify.js');
+      process.exitCode = await verifyCommand({ file: sub, report: o.report, url: o.url, tenant: o.tenant, bundle: o.bundle, key: o.key });
+      return;
+    }
     case 'backup': {
       if (!sub) die('usage: menhu backup <dir>');
       const bar = progressBar('backup');

@@ -4,15 +4,22 @@
  */
 import { closeTlog, initTlog } from '../core/tlog/index.js';
 import { mountMiningLamp } from '../dialects/mininglamp/index.js';
+import { mountTlogRoot, reportsRest } from '../dialects/rest/reports.js';
 import type { Module } from '../module.js';
+import { mountReportPages } from '../pages/report.js';
 
 export const reportsModule: Module = {
   name: 'reports',
   async init(ctx) {
     await initTlog(ctx);
   },
+  async rest(app, ctx) {
+    await reportsRest(app, ctx);
+  },
   async mount(app, ctx) {
     await mountMiningLamp(app, ctx);
+    await mountTlogRoot(app, ctx);
+    await app.register(async (sub) => mountReportPages(sub, ctx));
   },
   async close(ctx) {
     await closeTlog(ctx);

@@ -9,6 +9,8 @@ import { createApp } from '../../src/core/credentials/apps.js';
 import { treeHead } from '../../src/core/tlog/index.js';
 import { seedDemo } from '../../src/demo.js';
 import { getReport, listVersions } from '../../src/services/reports/index.js';
+import { findLinkByTarget } from '../../src/services/links/index.js';
+import { decodeBoth } from '../qr/decode.js';
 import { startServer, type TestServer } from '../helpers.js';
 
 const META = { title: 'XXX报告', type: '监播报告', period: '2020.01.01 - 2020.01.31', geom: '中国大陆' };
@@ -92,7 +94,7 @@ describe('MiningLamp dialect', () => {
       [{ user: 'nobody', passcode: 'test' }, 400, 'INVALID_USERNAME'],
       [{ user: 'test', passcode: 'wrong' }, 400, 'INVALID_PASSCODE'],
     ];
-    for (const op of ['commitreport', 'updatereport', 'recallreport']) {
+    for (const op of ['generateqr', 'getqrlink', 'commitreport', 'updatereport', 'recallreport']) {
       for (const [c, status, name] of cases) {
         await expectWire(`/api/v1/${op}/AUTH-1`, form({ ...c, ...META }, { data: Buffer.from('x') }), status, name);
         await expectWire(`/api/v1/${op}/AUTH-1`, new URLSearchParams(Object.entries({ ...c, ...META }).filter((e): e is [string, string] => e[1] !== undefined)), status, name);
@@ -101,6 +103,52 @@ describe('MiningLamp dialect', () => {
     }
     assert.equal(await logSize(), size);
     assert.equal(await getReport(s.ctx, tenantId, 'AUTH-1'), null);
+  });
+
+  it('generateqr is idempotent, cacheable and decodes to the getqrlink URL', async () => {
+    const id = 'MZ-QR-1';
+    await expectWire(`/api/v1/getqrlink/${id}`, new URLSearchParams(CREDS), 404, 'QR_LINK_NOT_FOUND');
+    const res = await fetch(`${s.url}/api/v1/generateqr/${id}`, { method: 'POST', body: new URLSearchParams(CREDS) });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=43200');
+    const etag = res.headers.get('etag')!;
+    assert.match(etag, /^"[0-9a-f]{32}"$/);
+    assert.match(res.headers.get('last-modified')!, /^[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$/);
+    assert.ok(res.headers.get('expires'));
+    const png = Buffer.from(await res.arrayBuffer());
+    assert.equal(Number(res.headers.get('content-length')), png.length);
+    const link = await post(`/api/v1/getqrlink/${id}`, new URLSearchParams(CREDS));
+    assert.equal(link.status, 200);
+    assert.equal(link.type, 'text/html; charset=utf-8');
+    assert.match(link.text, new RegExp(`^${s.url}/s/[A-Za-z0-9]{8}$`));
+    assert.deepEqual(await decodeBoth(png), { jsqr: link.text, zxing: link.text });
+    // the seed's getqr(): requests.post(url, data=d) again → same image, same link, no new link
+    const again = await fetch(`${s.url}/api/v1/generateqr/${id}`, { method: 'POST', body: new URLSearchParams(CREDS) });
+    assert.deepEqual(Buffer.from(await again.arrayBuffer()), png);
+    assert.equal(again.headers.get('etag'), etag);
+    const cached = await fetch(`${s.url}/api/v1/generateqr/${id}`, { method: 'POST', body: new URLSearchParams(CREDS), headers: { 'if-none-match': etag } });
+    assert.equal(cached.status, 304);
+    assert.equal((await cached.arrayBuffer()).byteLength, 0);
+    const stale = await fetch(`${s.url}/api/v1/generateqr/${id}`, { method: 'POST', body: new URLSearchParams(CREDS), headers: { 'if-none-match': '"other"' } });
+    assert.equal(stale.status, 200);
+    await stale.arrayBuffer();
+    assert.equal((await findLinkByTarget(s.ctx, tenantId, 'report', id))?.targetRef, id);
+    // concurrent first generateqr of one ID: one link
+    const urls = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const r = await fetch(`${s.url}/api/v1/generateqr/MZ-QR-2`, { method: 'POST', body: new URLSearchParams(CREDS) });
+        return (await decodeBoth(Buffer.from(await r.arrayBuffer()))).jsqr;
+      }),
+    );
+    assert.equal(new Set(urls).size, 1);
+    await expectWire('/api/v1/generateqr/a%2Fb', new URLSearchParams(CREDS), 400, 'INVALID_REPORT_ID');
+    await expectWire(`/api/v1/getqrlink/${'x'.repeat(129)}`, new URLSearchParams(CREDS), 400, 'INVALID_REPORT_ID');
+    // another tenant's app does not see this tenant's link
+    const { createTenant } = await import('../../src/services/accounts/index.js');
+    const t2 = await createTenant(s.ctx, 'other');
+    await createApp(s.ctx, { tenantId: Number(t2.id), name: 'ml2', services: ['mininglamp'], key: 'ml2', secret: 'ml2pass' });
+    await expectWire(`/api/v1/getqrlink/${id}`, new URLSearchParams({ user: 'ml2', passcode: 'ml2pass' }), 404, 'QR_LINK_NOT_FOUND');
   });
 
   it('refuses expired and blocked apps with their own names', async () => {

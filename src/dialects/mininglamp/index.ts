@@ -5,13 +5,16 @@
  * the file in `file` or `files`. Results travel in the status line: status N with reason phrase
  * NAME, and the body `N NAME` (text/html; charset=utf-8), e.g. `501 DATA_ALREADY_EXIST`.
  */
+import { createHash } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import type { App } from '../../core/credentials/apps.js';
 import { verifyPasscode } from '../../core/credentials/verify.js';
 import type { ErrorCode } from '../../core/errors.js';
-import { recallReport, registerReport, type ReportFile } from '../../services/reports/index.js';
+import { findLinkByTarget, shortUrl } from '../../services/links/index.js';
+import { coverQr } from '../../services/reports/stamp.js';
+import { checkReportId, recallReport, registerReport, type ReportFile } from '../../services/reports/index.js';
 import { classify, clientIp, logInternal } from '../http.js';
 
 export const OPS = ['generateqr', 'getqrlink', 'commitreport', 'updatereport', 'recallreport'] as const;
@@ -118,7 +121,36 @@ export type OpHandler = (call: OpCall) => Promise<FastifyReply>;
 
 const metaOf = (f: Record<string, string>) => ({ title: f.title, type: f.type, period: f.period, geom: f.geom });
 
-const handlers: Partial<Record<Op, OpHandler>> = {
+const QR_MAX_AGE = 43200;
+
+function httpDate(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toUTCString();
+}
+
+const etagMatches = (header: string | undefined, etag: string): boolean =>
+  !!header && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
+
+const handlers: Record<Op, OpHandler> = {
+  async generateqr({ ctx, app, reportId, req, reply }) {
+    const { link, png } = await coverQr(ctx, app.tenantId, reportId);
+    const etag = `"${createHash('sha256').update(png).digest('hex').slice(0, 32)}"`;
+    const lastModified = httpDate(link.createdAt);
+    reply
+      .header('cache-control', `public, max-age=${QR_MAX_AGE}`)
+      .header('expires', httpDate(ctx.clock.now() + QR_MAX_AGE * 1000))
+      .header('etag', etag)
+      .header('last-modified', lastModified);
+    const inm = req.headers['if-none-match'];
+    const ims = req.headers['if-modified-since'];
+    if (inm !== undefined ? etagMatches(inm, etag) : ims !== undefined && Date.parse(ims) >= Date.parse(lastModified)) return reply.code(304).send();
+    return reply.code(200).type('image/png').send(png);
+  },
+  async getqrlink({ ctx, app, reportId, reply }) {
+    checkReportId(reportId);
+    const link = await findLinkByTarget(ctx, app.tenantId, 'report', reportId);
+    if (!link) return sendWire(reply, QR_LINK_NOT_FOUND);
+    return reply.code(200).type('text/html; charset=utf-8').send(shortUrl(ctx, link.code));
+  },
   async commitreport({ ctx, app, reportId, body, reply }) {
     await registerReport(ctx, { tenantId: app.tenantId, reportId, mode: 'commit', meta: metaOf(body.fields), file: body.file });
     return sendWire(reply, OK_UPDATED);
@@ -133,11 +165,6 @@ const handlers: Partial<Record<Op, OpHandler>> = {
   },
 };
 
-/** Adds an operation (the QR operations live next to the short-link service). */
-export function defineOp(op: Op, h: OpHandler): void {
-  handlers[op] = h;
-}
-
 export async function mountMiningLamp(app: FastifyInstance, ctx: Ctx): Promise<void> {
   await app.register(async (sub) => {
     await sub.register(multipart, {
@@ -147,7 +174,6 @@ export async function mountMiningLamp(app: FastifyInstance, ctx: Ctx): Promise<v
     for (const op of OPS) {
       sub.post<{ Params: { '*': string } }>(`/api/v1/${op}/*`, async (req, reply) => {
         const h = handlers[op];
-        if (!h) return sendWire(reply, w(404, 'NOT_FOUND'));
         const body = await parseBody(req);
         const app = await verifyPasscode(ctx, body.fields.user, body.fields.passcode, { ip: clientIp(req) });
         const reportId = req.params['*'] ?? '';
