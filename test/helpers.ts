@@ -18,7 +18,7 @@ import { buildServer } from '../src/server.js';
 export const onPg = process.env.MENHU_TEST_PG === '1';
 
 /** A fresh, empty PostgreSQL database for one test platform; dropped by the returned cleanup. */
-async function freshPgDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshPgDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const base = process.env.TEST_DATABASE_URL!;
   const name = `menhu_t_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: base });

@@ -120,11 +120,11 @@ export async function createWallet(ctx: Ctx, app: AppRef, username: unknown, pay
 // client paying many times does not pay one scrypt per transfer.
 
 const VERIFIED_TTL_MS = 60_000;
-const verified = new WeakMap<Ctx, { key: Buffer; tags: Map<string, number> }>();
+const verified = new WeakMap<Ctx, { key: Buffer; tags: Map<string, number>; inflight: Map<string, Promise<boolean>> }>();
 
 function verifiedCache(ctx: Ctx) {
   let c = verified.get(ctx);
-  if (!c) verified.set(ctx, (c = { key: randomBytes(32), tags: new Map() }));
+  if (!c) verified.set(ctx, (c = { key: randomBytes(32), tags: new Map(), inflight: new Map() }));
   return c;
 }
 
@@ -138,7 +138,14 @@ export async function verifyPay(ctx: Ctx, acct: Account, password: string, field
   const tag = createHmac('sha256', c.key).update(`${acct.id}\u0000${acct.pay_hash}\u0000${password}`).digest('base64url');
   const hit = c.tags.get(tag);
   if (hit !== undefined && hit > now && acct.failed_count === 0) return;
-  const ok = await verifyPassword(password, acct.pay_hash);
+  // concurrent requests with the same wallet and password share one scrypt run
+  let pending = c.inflight.get(tag);
+  if (!pending) {
+    pending = verifyPassword(password, acct.pay_hash);
+    c.inflight.set(tag, pending);
+    void pending.finally(() => c.inflight.delete(tag)).catch(() => {});
+  }
+  const ok = await pending;
   const db = ctx.db.kysely;
   if (ok) {
     if (c.tags.size > 50_000) c.tags.clear();
