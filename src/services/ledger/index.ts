@@ -119,7 +119,8 @@ export async function createWallet(ctx: Ctx, app: AppRef, username: unknown, pay
 // in-process memory of recently verified passwords (keyed HMAC, never the password) so that a
 // client paying many times does not pay one scrypt per transfer.
 
-const VERIFIED_TTL_MS = 60_000;
+/** How long a verified (wallet, pay password) pair skips the KDF; sliding, and void once the hash changes. */
+const VERIFIED_TTL_MS = 10 * 60_000;
 const verified = new WeakMap<Ctx, { key: Buffer; tags: Map<string, number>; inflight: Map<string, Promise<boolean>> }>();
 
 function verifiedCache(ctx: Ctx) {
@@ -137,7 +138,10 @@ export async function verifyPay(ctx: Ctx, acct: Account, password: string, field
   const c = verifiedCache(ctx);
   const tag = createHmac('sha256', c.key).update(`${acct.id}\u0000${acct.pay_hash}\u0000${password}`).digest('base64url');
   const hit = c.tags.get(tag);
-  if (hit !== undefined && hit > now && acct.failed_count === 0) return;
+  if (hit !== undefined && hit > now && acct.failed_count === 0) {
+    c.tags.set(tag, now + VERIFIED_TTL_MS);
+    return;
+  }
   // concurrent requests with the same wallet and password share one scrypt run
   let pending = c.inflight.get(tag);
   if (!pending) {
