@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { formatUnits, parseAmount, toUld } from '../../src/services/ledger/amount.js';
-import { seedDemo } from '../../src/demo.js';
+import { ledgerModule } from '../../src/modules/ledger.js';
 import { balanceOf, developerAccount } from '../../src/services/ledger/index.js';
-import { getDeveloper } from '../../src/services/accounts/index.js';
+import { getDeveloper, registerDeveloper } from '../../src/services/accounts/index.js';
 import { startPlatform } from '../helpers.js';
 import { checkLedger } from './fixture.js';
 
@@ -47,10 +47,11 @@ describe('demo', () => {
   it("funds the demo admin's developer account with 1,000 ULD, once", async () => {
     const p = await startPlatform();
     try {
-      await seedDemo(p.ctx);
-      await seedDemo(p.ctx);
-      const row = await p.ctx.db.kysely.selectFrom('developers').select('id').where('username', '=', 'admin').executeTakeFirstOrThrow();
-      const acct = await developerAccount(p.ctx, (await getDeveloper(p.ctx, Number(row.id)))!);
+      // the ledger module's demo hook as seedDemo runs it (twice: the funding key makes it once)
+      const admin = await registerDeveloper(p.ctx, { username: 'admin', password: 'admin', role: 'admin' });
+      await ledgerModule.demo!(p.ctx, { tenantId: admin.tenantId, adminId: admin.id });
+      await ledgerModule.demo!(p.ctx, { tenantId: admin.tenantId, adminId: admin.id });
+      const acct = await developerAccount(p.ctx, (await getDeveloper(p.ctx, admin.id))!);
       assert.equal((await balanceOf(p.ctx, acct.id)).total, 1000 * 1e8);
       await checkLedger(p);
     } finally {
