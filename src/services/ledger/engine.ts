@@ -1,8 +1,10 @@
 /**
  * The ledger's write path. Every change of money runs as an operation of the writer: operations
- * that arrive together are committed together in one database transaction (group commit), each
- * inside its own savepoint so that one refused operation does not undo the others. A caller's
- * promise settles only after the commit, so an answered transfer is durable.
+ * that arrive together are committed together in one database transaction (group commit). An
+ * operation checks everything before it writes, so a refused one leaves nothing behind and the
+ * others go on; a database error aborts the batch, which runs again (deadlock, serialisation,
+ * unique race) or without the operation that broke. A caller's promise settles only after the
+ * commit, so an answered transfer is durable.
  *
  * On PostgreSQL up to PG_WRITERS batches run at once on separate connections.
  *
@@ -10,7 +12,7 @@
  * id order (SELECT … ORDER BY id FOR UPDATE via db.forUpdate), so two servers never deadlock on
  * accounts; on SQLite db.tx is BEGIN IMMEDIATE, which serialises writers across processes.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import type { DB } from '../../core/db/index.js';
 import { isDomainError } from '../../core/errors.js';
@@ -20,6 +22,11 @@ export type Trx = Kysely<DB>;
 export interface Op<T> {
   /** Accounts the operation changes (locked before it runs). */
   locks: number[];
+  /**
+   * The operation. It may refuse (throw a DomainError) only before its first write: operations
+   * share the batch's transaction without savepoints, so a refusal must leave nothing behind.
+   * Any other error after a write aborts the whole batch, which then runs again without it.
+   */
   run(trx: Trx): Promise<T>;
 }
 
@@ -99,6 +106,7 @@ export class Writer {
     let batch: Pending[] | null = null;
     for (let attempt = 1; ; attempt++) {
       let results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
+      let failed: Pending | null = null;
       try {
         await db.tx(async (trx) => {
           results = [];
@@ -107,17 +115,14 @@ export class Writer {
           if (db.dialect === 'postgres' && ids.length) {
             await db.forUpdate(trx.selectFrom('ledger_accounts').select('id').where('id', 'in', ids).orderBy('id')).execute();
           }
-          const single = batch.length === 1;
           for (const p of batch) {
-            if (!single) await sql`savepoint ledger_op`.execute(trx);
             try {
-              const v = await p.op.run(trx);
-              if (!single) await sql`release savepoint ledger_op`.execute(trx);
-              results.push({ ok: true, v });
+              results.push({ ok: true, v: await p.op.run(trx) });
             } catch (e) {
-              if (single) throw e;
-              await sql`rollback to savepoint ledger_op`.execute(trx);
-              if (retryable(e)) throw e;
+              if (!isDomainError(e)) {
+                failed = p;
+                throw e;
+              }
               results.push({ ok: false, e });
             }
           }
@@ -129,8 +134,15 @@ export class Writer {
           await new Promise((r) => setTimeout(r, attempt * attempt * 2 + Math.random() * 5));
           continue;
         }
-        if (taken.length === 1 && isDomainError(e)) {
-          taken[0].reject(e);
+        // the operation that broke is refused; the others run again in a batch of their own
+        const culprit: Pending | null = failed ?? (taken.length === 1 ? taken[0] : null);
+        if (culprit) {
+          culprit.reject(e);
+          batch = taken.filter((p) => p !== culprit);
+          if (batch.length) {
+            attempt = 0;
+            continue;
+          }
           return;
         }
         for (const p of taken) p.reject(e);
