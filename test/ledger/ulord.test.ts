@@ -410,3 +410,31 @@ describe('Ulord external calls (part 二)', () => {
     assert.equal((await guess('wrong')).json.errcode, 20004, 'success resets the count');
   });
 });
+
+describe('balance with a hold period (MENHU_LEDGER_HOLD_SECONDS)', () => {
+  let e: UlordEnv;
+  const clock = new ManualClock(Date.UTC(2026, 10, 23, 9, 0, 0));
+  before(async () => {
+    e = await ulordEnv({ clock, config: { ledgerHoldSeconds: 60 } });
+    await e.fundDeveloper('10');
+    await e.ext('/transactions/createwallet/', { username: 'a', pay_password: 'apw' });
+    await e.ext('/transactions/createwallet/', { username: 'b', pay_password: 'bpw' });
+  });
+  afterEach(() => e.checkInvariants());
+  after(() => e.s.close());
+
+  it('income is unmatured until the hold ends, then spendable', async () => {
+    assert.equal((await e.ext('/transactions/paytouser/', { is_developer: true, recv_user: 'a', amount: '3' })).json.errcode, 0);
+    const bal = () => e.ext('/transactions/balance/', { username: 'a', pay_password: 'apw' }).then((r) => r.json.result);
+    assert.deepEqual(await bal(), { confirmed: 0, total: 3, unconfirmed: 0, unmatured: 3 });
+    assert.equal((await e.ext('/transactions/paytouser/', { send_user: 'a', pay_password: 'apw', recv_user: 'b', amount: '1' })).json.errcode, 20206, 'held income cannot be spent');
+    clock.advance(30_000);
+    assert.equal((await e.ext('/transactions/paytouser/', { is_developer: true, recv_user: 'a', amount: '2' })).json.errcode, 0);
+    clock.advance(30_000);
+    assert.deepEqual(await bal(), { confirmed: 3, total: 5, unconfirmed: 0, unmatured: 2 });
+    assert.equal((await e.ext('/transactions/paytouser/', { send_user: 'a', pay_password: 'apw', recv_user: 'b', amount: '2.5' })).json.errcode, 0);
+    assert.deepEqual(await bal(), { confirmed: 0.5, total: 2.5, unconfirmed: 0, unmatured: 2 });
+    clock.advance(30_000);
+    assert.deepEqual(await bal(), { confirmed: 2.5, total: 2.5, unconfirmed: 0, unmatured: 0 });
+  });
+});

@@ -1,14 +1,18 @@
 /**
  * The ledger's write path. Every change of money runs as an operation of the writer: operations
- * that arrive together are committed together in one database transaction (group commit), each
- * inside its own savepoint so that one refused operation does not undo the others. A caller's
- * promise settles only after the commit, so an answered transfer is durable.
+ * that arrive together are committed together in one database transaction (group commit). An
+ * operation checks everything before it writes, so a refused one leaves nothing behind and the
+ * others go on; a database error aborts the batch, which runs again (deadlock, serialisation,
+ * unique race) or without the operation that broke. A caller's promise settles only after the
+ * commit, so an answered transfer is durable.
+ *
+ * On PostgreSQL up to PG_WRITERS batches run at once on separate connections.
  *
  * Locking: on PostgreSQL the batch first locks every account its operations named, in ascending
  * id order (SELECT … ORDER BY id FOR UPDATE via db.forUpdate), so two servers never deadlock on
  * accounts; on SQLite db.tx is BEGIN IMMEDIATE, which serialises writers across processes.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import type { DB } from '../../core/db/index.js';
 import { isDomainError } from '../../core/errors.js';
@@ -18,6 +22,11 @@ export type Trx = Kysely<DB>;
 export interface Op<T> {
   /** Accounts the operation changes (locked before it runs). */
   locks: number[];
+  /**
+   * The operation. It may refuse (throw a DomainError) only before its first write: operations
+   * share the batch's transaction without savepoints, so a refusal must leave nothing behind.
+   * Any other error after a write aborts the whole batch, which then runs again without it.
+   */
   run(trx: Trx): Promise<T>;
 }
 
@@ -29,6 +38,9 @@ interface Pending {
 
 const MAX_BATCH = 256;
 const MAX_ATTEMPTS = 6;
+/** Concurrent batches on PostgreSQL (each on its own pooled connection; accounts locked in id order). */
+const PG_WRITERS = 4;
+const GATHER_MS = Number(process.env.MENHU_LEDGER_GATHER_MS ?? 2);
 
 /** Errors after which the whole batch may simply run again. */
 export function retryable(e: unknown): boolean {
@@ -38,74 +50,108 @@ export function retryable(e: unknown): boolean {
 
 export class Writer {
   private queue: Pending[] = [];
-  private running = false;
+  /** drain loops running: one on SQLite (one connection), several on PostgreSQL */
+  private active = 0;
+  private readonly maxActive: number;
   private closed = false;
   /** Batches committed and operations run, for the benchmark and metrics. */
   stats = { batches: 0, ops: 0 };
 
-  constructor(private readonly ctx: Ctx) {}
+  constructor(private readonly ctx: Ctx) {
+    this.maxActive = ctx.db.dialect === 'postgres' ? PG_WRITERS : 1;
+  }
 
   submit<T>(op: Op<T>): Promise<T> {
     if (this.closed) return Promise.reject(new Error('ledger writer is closed'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ op: op as Op<unknown>, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.running) void this.drain();
+      if (this.active < this.maxActive && (this.active === 0 || this.queue.length > 1)) {
+        this.active++;
+        void this.drain();
+      }
     });
   }
 
   private async drain(): Promise<void> {
-    this.running = true;
     try {
       while (this.queue.length) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        await this.runBatch(batch);
+        await this.gather();
+        await this.runBatch();
+        this.lastBatchEnd = performance.now();
       }
     } finally {
-      this.running = false;
+      this.active--;
     }
   }
 
-  private async runBatch(batch: Pending[]): Promise<void> {
+  private lastBatchEnd = 0;
+
+  /**
+   * Group commit window. A SQLite commit blocks the event loop while it syncs to disk, so requests
+   * that arrived meanwhile have not reached the queue when it ends. Under load (a batch ended
+   * moments ago) wait GATHER_MS for them; when idle, start at once.
+   */
+  private async gather(): Promise<void> {
+    if (this.queue.length >= MAX_BATCH || performance.now() - this.lastBatchEnd > 20) return;
+    await new Promise((r) => setTimeout(r, GATHER_MS));
+  }
+
+  /**
+   * Runs one batch. The batch is taken from the queue only once the transaction has begun (and so
+   * holds SQLite's single connection): everything that arrived while the previous commit was
+   * waiting for the disk joins this one.
+   */
+  private async runBatch(): Promise<void> {
     const { db } = this.ctx;
-    const ids = [...new Set(batch.flatMap((p) => p.op.locks))].sort((a, b) => a - b);
+    let batch: Pending[] | null = null;
     for (let attempt = 1; ; attempt++) {
       let results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
+      let failed: Pending | null = null;
       try {
         await db.tx(async (trx) => {
           results = [];
+          batch ??= this.queue.splice(0, MAX_BATCH);
+          const ids = [...new Set(batch.flatMap((p) => p.op.locks))].sort((a, b) => a - b);
           if (db.dialect === 'postgres' && ids.length) {
             await db.forUpdate(trx.selectFrom('ledger_accounts').select('id').where('id', 'in', ids).orderBy('id')).execute();
           }
-          const single = batch.length === 1;
           for (const p of batch) {
-            if (!single) await sql`savepoint ledger_op`.execute(trx);
             try {
-              const v = await p.op.run(trx);
-              if (!single) await sql`release savepoint ledger_op`.execute(trx);
-              results.push({ ok: true, v });
+              results.push({ ok: true, v: await p.op.run(trx) });
             } catch (e) {
-              if (single) throw e;
-              await sql`rollback to savepoint ledger_op`.execute(trx);
-              if (retryable(e)) throw e;
+              if (!isDomainError(e)) {
+                failed = p;
+                throw e;
+              }
               results.push({ ok: false, e });
             }
           }
         });
       } catch (e) {
+        const taken: Pending[] = batch ?? this.queue.splice(0, MAX_BATCH);
         if (retryable(e) && attempt < MAX_ATTEMPTS) {
+          batch = taken;
           await new Promise((r) => setTimeout(r, attempt * attempt * 2 + Math.random() * 5));
           continue;
         }
-        if (batch.length === 1 && isDomainError(e)) {
-          batch[0].reject(e);
+        // the operation that broke is refused; the others run again in a batch of their own
+        const culprit: Pending | null = failed ?? (taken.length === 1 ? taken[0] : null);
+        if (culprit) {
+          culprit.reject(e);
+          batch = taken.filter((p) => p !== culprit);
+          if (batch.length) {
+            attempt = 0;
+            continue;
+          }
           return;
         }
-        for (const p of batch) p.reject(e);
+        for (const p of taken) p.reject(e);
         return;
       }
+      const done: Pending[] = batch!;
       this.stats.batches++;
-      this.stats.ops += batch.length;
-      batch.forEach((p, i) => {
+      this.stats.ops += done.length;
+      done.forEach((p, i) => {
         const r = results[i];
         if (r.ok) p.resolve(r.v);
         else p.reject(r.e);
@@ -116,7 +162,7 @@ export class Writer {
 
   /** Waits for queued operations, then refuses new ones. */
   async close(): Promise<void> {
-    while (this.running || this.queue.length) await new Promise((r) => setTimeout(r, 5));
+    while (this.active || this.queue.length) await new Promise((r) => setTimeout(r, 5));
     this.closed = true;
   }
 }

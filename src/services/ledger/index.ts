@@ -119,12 +119,13 @@ export async function createWallet(ctx: Ctx, app: AppRef, username: unknown, pay
 // in-process memory of recently verified passwords (keyed HMAC, never the password) so that a
 // client paying many times does not pay one scrypt per transfer.
 
-const VERIFIED_TTL_MS = 60_000;
-const verified = new WeakMap<Ctx, { key: Buffer; tags: Map<string, number> }>();
+/** How long a verified (wallet, pay password) pair skips the KDF; sliding, and void once the hash changes. */
+const VERIFIED_TTL_MS = 10 * 60_000;
+const verified = new WeakMap<Ctx, { key: Buffer; tags: Map<string, number>; inflight: Map<string, Promise<boolean>> }>();
 
 function verifiedCache(ctx: Ctx) {
   let c = verified.get(ctx);
-  if (!c) verified.set(ctx, (c = { key: randomBytes(32), tags: new Map() }));
+  if (!c) verified.set(ctx, (c = { key: randomBytes(32), tags: new Map(), inflight: new Map() }));
   return c;
 }
 
@@ -137,8 +138,18 @@ export async function verifyPay(ctx: Ctx, acct: Account, password: string, field
   const c = verifiedCache(ctx);
   const tag = createHmac('sha256', c.key).update(`${acct.id}\u0000${acct.pay_hash}\u0000${password}`).digest('base64url');
   const hit = c.tags.get(tag);
-  if (hit !== undefined && hit > now && acct.failed_count === 0) return;
-  const ok = await verifyPassword(password, acct.pay_hash);
+  if (hit !== undefined && hit > now && acct.failed_count === 0) {
+    c.tags.set(tag, now + VERIFIED_TTL_MS);
+    return;
+  }
+  // concurrent requests with the same wallet and password share one scrypt run
+  let pending = c.inflight.get(tag);
+  if (!pending) {
+    pending = verifyPassword(password, acct.pay_hash);
+    c.inflight.set(tag, pending);
+    void pending.finally(() => c.inflight.delete(tag)).catch(() => {});
+  }
+  const ok = await pending;
   const db = ctx.db.kysely;
   if (ok) {
     if (c.tags.size > 50_000) c.tags.clear();
@@ -197,14 +208,10 @@ function normTransfer(t: Transfer): Transfer {
   return { ...t, id: num(t.id), tenant_id: num(t.tenant_id), app_id: num(t.app_id), debit_id: num(t.debit_id), credit_id: num(t.credit_id), amount: num(t.amount), content_id: t.content_id === null ? null : num(t.content_id), matures_at: num(t.matures_at), created_at: num(t.created_at) };
 }
 
-/** Moves matured held income of an account into its spendable balance. */
-async function releaseHolds(trx: Trx, acct: { id: number; pending: number }, now: number): Promise<void> {
-  if (acct.pending <= 0) return;
-  const due = await trx.selectFrom('ledger_holds').select(['id', 'amount']).where('account_id', '=', acct.id).where('released', '=', 0).where('matures_at', '<=', now).execute();
-  if (!due.length) return;
-  const sum = due.reduce((s, h) => s + num(h.amount), 0);
-  await trx.updateTable('ledger_holds').set({ released: 1 }).where('id', 'in', due.map((h) => num(h.id))).execute();
-  await trx.updateTable('ledger_accounts').set((eb) => ({ balance: eb('balance', '+', sum), pending: eb('pending', '-', sum) })).where('id', '=', acct.id).execute();
+/** Matured, unreleased held income of an account (read only). */
+async function maturedHolds(trx: Trx, accountId: number, now: number): Promise<{ ids: number[]; sum: number }> {
+  const due = await trx.selectFrom('ledger_holds').select(['id', 'amount']).where('account_id', '=', accountId).where('released', '=', 0).where('matures_at', '<=', now).execute();
+  return { ids: due.map((h) => num(h.id)), sum: due.reduce((s, h) => s + num(h.amount), 0) };
 }
 
 /** The transfer itself, inside the writer's transaction (accounts already locked). */
@@ -220,14 +227,19 @@ export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promis
   const accts = await trx.selectFrom('ledger_accounts').select(['id', 'kind', 'balance', 'pending']).where('id', 'in', [s.debitId, s.creditId]).execute();
   const debit = accts.find((a) => num(a.id) === s.debitId);
   if (!debit || !accts.some((a) => num(a.id) === s.creditId)) throw new DomainError('USER_UNKNOWN', 'no such account');
-  await releaseHolds(trx, { id: s.debitId, pending: num(debit.pending) }, now);
-  const upd = await trx
+  const matured = num(debit.pending) > 0 ? await maturedHolds(trx, s.debitId, now) : { ids: [], sum: 0 };
+  if (debit.kind !== 'issuer' && num(debit.balance) + matured.sum < s.amount) throw new DomainError('INSUFFICIENT_FUNDS', 'balance too low for this payment', { field: 'amount' });
+  // Every check is done: from here on only database errors can stop the transfer, and they abort
+  // the whole batch (the writer runs operations without savepoints; see engine.ts).
+  if (matured.ids.length) {
+    await trx.updateTable('ledger_holds').set({ released: 1 }).where('id', 'in', matured.ids).execute();
+    await trx.updateTable('ledger_accounts').set((eb) => ({ balance: eb('balance', '+', matured.sum), pending: eb('pending', '-', matured.sum) })).where('id', '=', s.debitId).execute();
+  }
+  await trx
     .updateTable('ledger_accounts')
     .set((eb) => ({ balance: eb('balance', '-', s.amount) }))
     .where('id', '=', s.debitId)
-    .where((eb) => eb.or([eb('balance', '>=', s.amount), eb('kind', '=', 'issuer')]))
-    .executeTakeFirst();
-  if (Number(upd.numUpdatedRows) !== 1) throw new DomainError('INSUFFICIENT_FUNDS', 'balance too low for this payment', { field: 'amount' });
+    .execute();
   const holdMs = s.kind === 'fund' ? 0 : ctx.config.ledgerHoldSeconds * 1000;
   await trx
     .updateTable('ledger_accounts')
