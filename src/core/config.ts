@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** One typed configuration, read from the environment (and CLI flags layered on top). */
 export interface Config {
@@ -12,6 +13,8 @@ export interface Config {
   databaseUrl: string;
   /** Redis connection string; when empty rate limits and nonces live in process. */
   redisUrl: string;
+  /** Prefix of every Redis key, so several deployments (or test databases) can share one Redis. */
+  redisPrefix: string;
   /** Hex or base64 32-byte key; when empty it is generated once into dataDir/master.key. */
   masterKey: string;
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string; forcePathStyle: boolean } | null;
@@ -26,10 +29,14 @@ export interface Config {
   defaultRateLimit: number;
   /** Open developer registration through the Ulord dialect. */
   openRegistration: boolean;
+  /** Seconds incoming ledger payments stay unmatured (held) before they can be spent; 0 = at once. */
+  ledgerHoldSeconds: number;
   /** In-process job runner concurrency; 0 disables the in-process runner (use `menhu worker`). */
   jobConcurrency: number;
   logLevel: string;
   bqpPrefix: string;
+  /** Schema file (YAML or JSON) declaring the BQP objects; default: the shipped example. */
+  bqpSchema: string;
   trustProxy: boolean;
   photos: PhotosConfig;
 }
@@ -94,6 +101,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     publicUrl: env.MENHU_PUBLIC_URL ?? '',
     databaseUrl: env.DATABASE_URL ?? '',
     redisUrl: env.REDIS_URL ?? '',
+    redisPrefix: env.MENHU_REDIS_PREFIX ?? 'menhu:',
     masterKey: env.MENHU_MASTER_KEY ?? '',
     s3,
     bodyLimit: int(env, 'MENHU_BODY_LIMIT', 1024 * 1024),
@@ -102,9 +110,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     hmacSkewSeconds: int(env, 'MENHU_HMAC_SKEW', 300),
     defaultRateLimit: int(env, 'MENHU_RATE_LIMIT', 0),
     openRegistration: bool(env, 'MENHU_OPEN_REGISTRATION', true),
+    ledgerHoldSeconds: int(env, 'MENHU_LEDGER_HOLD_SECONDS', 0),
     jobConcurrency: int(env, 'MENHU_JOB_CONCURRENCY', 1),
     logLevel: env.LOG_LEVEL ?? 'info',
     bqpPrefix: env.MENHU_BQP_PREFIX ?? '/api',
+    bqpSchema: resolve(env.MENHU_BQP_SCHEMA || fileURLToPath(new URL('../../examples/bqp-schema.yaml', import.meta.url))),
     trustProxy: bool(env, 'MENHU_TRUST_PROXY', false),
     photos: {
       maxPixels: int(env, 'MENHU_PHOTOS_MAX_PIXELS', 2_000_000),

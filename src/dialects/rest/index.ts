@@ -34,7 +34,7 @@ const Problem = Type.Object(
   { $id: 'Problem' },
 );
 
-const Id = Type.Integer({ minimum: 1 });
+const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 const IdParams = Type.Object({ id: Id });
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 
@@ -209,7 +209,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
       return reply.code(201).send({ token: s.token, expires_at: s.expiresAt, developer: toDev(s.developer) });
     },
   );
-  app.delete('/sessions', { schema: { tags: ['sessions'], summary: 'Log out', response: { 204: Type.Null() } } }, async (req, reply) => {
+  app.delete('/sessions', { config: { public: true }, schema: { tags: ['sessions'], summary: 'Log out (harmless when the session is already gone)', response: { 204: Type.Null() } } }, async (req, reply) => {
     const tok = req.cookies?.[SESSION_COOKIE] ?? (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
     if (tok && !tok.includes('.')) await accounts.logout(ctx, tok);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -329,7 +329,13 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   const Rotate = Type.Object({ grace_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 24 * 3600 })) }, { additionalProperties: false });
   app.post<{ Params: { id: number }; Body: Static<typeof Rotate> | undefined }>(
     '/apps/:id/rotate',
-    { schema: { tags: ['apps'], summary: 'New secret; the previous one stays valid for grace_seconds', params: IdParams, body: Type.Optional(Rotate), response: { 200: AppWithSecret, ...std } } },
+    {
+      schema: { tags: ['apps'], summary: 'New secret; the previous one stays valid for grace_seconds (default MENHU_SECRET_GRACE)', params: IdParams, body: Rotate, response: { 200: AppWithSecret, ...std } },
+      // the body is optional: no body means the default grace
+      preValidation: async (req) => {
+        if (req.body === undefined || req.body === null) req.body = {};
+      },
+    },
     async (req) => {
       await ownApp(req, req.params.id);
       const r = await rotateSecret(ctx, req.params.id, req.body?.grace_seconds);
