@@ -251,7 +251,7 @@ export function photoJobHandler(ctx: Ctx): JobHandler {
       const key = outKey(Number(row.tenant_id), job.id, r.contentType === 'image/png' ? 'png' : 'jpg');
       // Expiry is set again (to end + retention) when the job is marked done; this bounds an orphan.
       await ctx.blobs.put(key, r.data, { contentType: r.contentType, tenantId: Number(row.tenant_id), expiresAt: ctx.clock.now() + ctx.config.photos.retentionMs });
-      return { key, contentType: r.contentType, width: r.width, height: r.height, bytes: r.data.length };
+      return { key, contentType: r.contentType, width: r.width, height: r.height, bytes: r.data.length, timings: r.timings };
     },
     onDone: (trx, job, result) => settle(ctx, trx, job, true, (result as { key: string }).key),
     onFailed: (trx, job) => settle(ctx, trx, job, false, null),

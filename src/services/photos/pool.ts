@@ -25,6 +25,9 @@ interface Slot {
   busy: boolean;
 }
 
+/** Niceness of the processing children: below the server, so requests stay fast while a job runs. */
+export const WORKER_NICE = 10;
+
 /** The worker script next to this file: .ts under tsx (tests, dev), .js when built. */
 const WORKER = fileURLToPath(new URL(`./worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url));
 
@@ -46,7 +49,7 @@ export class PhotoPool extends EventEmitter {
     // execArgv is inherited, so a server started under tsx starts TypeScript children too.
     const child = fork(WORKER, [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     try {
-      if (child.pid) setPriority(child.pid, 10); // below the server, so requests stay fast while a job runs
+      if (child.pid) setPriority(child.pid, WORKER_NICE);
     } catch {
       // not permitted here: run at normal priority
     }

@@ -30,6 +30,8 @@ export interface ProcessResult {
   contentType: string;
   width: number;
   height: number;
+  /** Where the time went, ms: decoding, model runs (onnxruntime only), everything else, encoding. */
+  timings: { decode: number; model: number; other: number; encode: number };
 }
 
 export interface Rgb {
@@ -117,7 +119,14 @@ const raw = (img: Rgb, channels = 3) => ({ raw: { width: img.width, height: img.
  * TILE_MARGIN pixels of context that are cut off the output, so the seams are invisible and the
  * result equals one pass over the whole image (up to float rounding).
  */
-export async function superResolve(session: ort.InferenceSession, img: Rgb, scale: number, tile: number, onTile?: (done: number, total: number) => void): Promise<Rgb> {
+export async function superResolve(
+  session: ort.InferenceSession,
+  img: Rgb,
+  scale: number,
+  tile: number,
+  onTile?: (done: number, total: number) => void,
+  clock?: { model: number },
+): Promise<Rgb> {
   const { width: w, height: h, data } = img;
   const W = w * scale;
   const out = new Uint8Array(W * h * scale * 3);
@@ -143,7 +152,9 @@ export async function superResolve(session: ort.InferenceSession, img: Rgb, scal
           x[2 * plane + row + i] = data[s + 2];
         }
       }
+      const t0 = performance.now();
       const res = await session.run({ input: new ort.Tensor('float32', x, [1, 3, ph, pw]) });
+      if (clock) clock.model += performance.now() - t0;
       const o = res.output.data as Float32Array;
       const OW = pw * scale, OP = OW * ph * scale;
       const ox = (x0 - px0) * scale, oy = (y0 - py0) * scale;
@@ -244,28 +255,47 @@ export async function replaceBackground(img: Rgb, mask: Uint8Array, rgb: [number
 // ---------------------------------------------------------------------------------------------
 
 export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessOptions, progress: (p: number) => void): Promise<ProcessResult> {
+  const start = performance.now();
+  const clock = { model: 0 };
   let img: Rgb = await decode(input, opts.maxPixels);
   const format = (img as Decoded).format;
+  const decodeMs = performance.now() - start;
   progress(0.05);
+  const timed = async <T>(fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      clock.model += performance.now() - t0;
+    }
+  };
+  const finish = async (data: Promise<Buffer>, contentType: string, t0: number): Promise<ProcessResult> => {
+    const out = await data;
+    const encode = performance.now() - t0;
+    const total = performance.now() - start;
+    return { data: out, contentType, width: img.width, height: img.height, timings: { decode: decodeMs, model: clock.model, other: total - decodeMs - clock.model - encode, encode } };
+  };
   if (recipe.steps[0] === 'bg') {
-    const mask = await personMask(await segSession(opts.threads), img);
+    const session = await segSession(opts.threads);
+    const mask = await personMask(session, img);
     progress(0.7);
-    const data = await replaceBackground(img, mask, recipe.rgb ?? [255, 255, 255]);
-    return { data, contentType: 'image/jpeg', width: img.width, height: img.height };
+    return finish(replaceBackground(img, mask, recipe.rgb ?? [255, 255, 255]), 'image/jpeg', performance.now());
   }
   for (const step of recipe.steps) {
     if (step === 'repair') img = await cleanUp(img);
     else if (step === 'colour') {
       if (!opts.colourModel) throw new DomainError('VALIDATION', 'colour is not available: no colourization model is configured');
-      img = await colourize(await colourSession(opts.colourModel, opts.threads), img);
+      const session = await colourSession(opts.colourModel, opts.threads);
+      const cur = img;
+      img = await timed(() => colourize(session, cur));
     } else if (step === 'sr') {
       const session = await srSession(opts.srScale, opts.threads);
       progress(0.1);
-      img = await superResolve(session, img, opts.srScale, opts.tile, (d, n) => progress(0.1 + (0.85 * d) / n));
+      img = await superResolve(session, img, opts.srScale, opts.tile, (d, n) => progress(0.1 + (0.85 * d) / n), clock);
     }
   }
+  const t0 = performance.now();
   const enc = sharp(img.data, raw(img));
   const png = format === 'png';
-  const data = png ? await enc.png({ compressionLevel: 6 }).toBuffer() : await enc.jpeg({ quality: 92, chromaSubsampling: '4:4:4' }).toBuffer();
-  return { data, contentType: png ? 'image/png' : 'image/jpeg', width: img.width, height: img.height };
+  return finish(png ? enc.png({ compressionLevel: 6 }).toBuffer() : enc.jpeg({ quality: 92, chromaSubsampling: '4:4:4' }).toBuffer(), png ? 'image/png' : 'image/jpeg', t0);
 }
