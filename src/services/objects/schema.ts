@@ -292,16 +292,21 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
     for (const f of [...readonly, ...Object.keys(defaults)]) if (!fields.has(f)) throw new SchemaError(`${name}.acl.${role}: no field ${f}`);
     acl[role as Role] = { ops, filter, readonly, defaults };
   }
+  const passwords = names('password');
+  // a password field holds a scrypt hash (about 100 characters), whatever length its name suggests
+  for (const f of passwords) fields.set(f, { ...fields.get(f)!, type: 'text', len: 0 });
+  const table = String(o.table ?? `bqp_${name}`);
+  if (!NAME_RE.test(table)) throw new SchemaError(`${name}.table: bad table name ${JSON.stringify(table)}`);
   const mp = Number(o.maxPageSz ?? maxPageSz);
   return {
     name,
-    table: String(o.table ?? `bqp_${name}`),
+    table,
     fields,
     order,
     required: names('required'),
     readonly: names('readonly'),
     hidden: names('hidden'),
-    passwords: names('password'),
+    passwords,
     enums,
     joins,
     vcols,
