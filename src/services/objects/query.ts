@@ -121,6 +121,8 @@ export interface OutCol {
   agg: boolean;
   enumMap?: Map<string, string>;
   hidden?: boolean;
+  /** the field a plain column shows */
+  src?: string;
 }
 
 export interface SubCol {
@@ -225,7 +227,7 @@ function parseItem(scope: ObjScope, item: string, what: 'res' | 'gres'): OutCol 
     if (n.name.includes('.')) bad(`bad property \`${n.name}\``);
     const r = scope.column(n.name);
     if (!r) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${n.name}\` in ${what}`);
-    return { name: alias ?? scope.canonical(n.name), sql: r.sql, type: r.type, agg: false, enumMap };
+    return { name: alias ?? scope.canonical(n.name), sql: r.sql, type: r.type, agg: false, enumMap, src: scope.canonical(n.name) };
   }
   if (n.k === 'lit' && n.v === null) {
     if (!alias) bad(`null needs an alias in ${what}`);
@@ -244,13 +246,15 @@ export function scopeFor(scope: ObjScope, aliases: Map<string, OutCol>, allowAgg
     dialect: scope.dialect,
     what,
     allowAgg,
-    resolve(name, quoted) {
+    resolve(name, quoted, inAgg) {
       const a = aliases.get(name);
-      if (a && a.sql) {
+      if (a && a.sql && !(inAgg && a.agg)) {
         if (a.agg && !allowAgg) bad(`aggregate alias \`${name}\` can only be used in gcond`);
         return { sql: a.sql, type: a.type, agg: a.agg };
       }
       if (quoted) return null;
+      // in gcond (HAVING) a plain column must be a group column (found above) or sit inside an aggregate
+      if (what === 'gcond' && !inAgg) throw new DomainError('UNKNOWN_FIELD', `\`${name}\` in gcond is neither a gres column nor an aggregate alias`);
       if (name.includes('.')) {
         const [t, f] = name.split('.');
         if (t !== 't0') bad(`bad property \`${name}\``);
@@ -415,6 +419,11 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   }
   if (q.fkCol) cols.push({ name: '_fk', sql: sql.ref(`t0.${q.fkCol}`), type: { k: 'num', scale: 0, real: false }, agg: false });
   const aggregate = group.length > 0 || cols.some((c) => c.agg);
+  if (aggregate) {
+    for (const c of cols.slice(group.length)) {
+      if (!c.agg && c.sql && !group.some((g) => g.src === c.src)) bad(`\`${c.name}\` must be listed in gres when res has aggregates`);
+    }
+  }
   if (aggregate && subs.length) bad('sub-tables cannot be used with aggregates');
   const aliases = new Map<string, OutCol>();
   for (const c of cols) aliases.set(c.name, c);
@@ -425,7 +434,9 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   let having: RawBuilder<unknown> | null = null;
   if (q.gcond) {
     if (!aggregate) bad('gcond needs gres or an aggregate in res');
-    having = new Compiler(scopeFor(scope, aliases, true, 'gcond')).bool(q.gcond).sql;
+    const gAliases = new Map(aliases);
+    for (const g of group) if (g.src && !gAliases.has(g.src)) gAliases.set(g.src, g);
+    having = new Compiler(scopeFor(scope, gAliases, true, 'gcond')).bool(q.gcond).sql;
   }
 
   // order
