@@ -2,7 +2,7 @@
  * Object queries: `res` / `gres` / `cond` / `gcond` / `orderby` / paging compiled into one
  * parameterised SELECT (plus a COUNT for `total` and one IN-query per sub-table).
  */
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
 import type { Acl, FieldDef, ObjectDef, Role, Schema, SubobjDef } from './schema.js';
@@ -109,6 +109,21 @@ export function filterSql(def: ObjectDef, acl: Acl, c: Caller, alias = 't0'): Ra
     if (val === undefined) deny(c, `${def.name}`);
     return sql`${sql.ref(alias ? `${alias}.${f}` : f)} = ${val}`;
   });
+}
+
+/**
+ * A synchronous reader with prepared statements cached by SQL text (SQLite: a second, read-only
+ * connection to the same file). Registered per Kysely instance; a transaction's executor has none,
+ * so reads inside a transaction see its own writes.
+ */
+export type Reader = (q: CompiledQuery) => Record<string, unknown>[];
+const readers = new WeakMap<object, Reader>();
+export const setReader = (db: object, r: Reader | null): void => void (r ? readers.set(db, r) : readers.delete(db));
+
+export async function fetchRows(db: Kysely<any>, q: RawBuilder<unknown> | CompiledQuery): Promise<Record<string, unknown>[]> {
+  const c = 'compile' in q ? q.compile(db) : q;
+  const r = readers.get(db);
+  return r ? r(c) : ((await db.executeQuery(c)).rows as Record<string, unknown>[]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,7 +402,78 @@ export interface QueryResult {
 
 const ORDER_RE = /^\s*(?:(\w+)\.)?([\p{L}\p{N}_]+|"[^"]+")(?:\s+(asc|desc))?\s*$/iu;
 
+interface Plan {
+  main: CompiledQuery;
+  total: CompiledQuery | null;
+  shape: { src: number | null; col: OutCol }[];
+  convs: VType[];
+  subs: SubCol[];
+  nextMode: 'key' | 'page' | null;
+  limit: number | null;
+  pageNo: number;
+}
+
+/** Compiled plans by everything that shapes their SQL: the same call is parsed and compiled once. */
+const plans = new Map<string, Plan>();
+const PLAN_CACHE = 500;
+
 export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput, depth = 0): Promise<QueryResult> {
+  const key = JSON.stringify([schema.source, def.name, dialect, caller, q]);
+  let plan = plans.get(key);
+  if (plan) {
+    plans.delete(key);
+    plans.set(key, plan);
+  } else {
+    plan = planQuery(db, schema, dialect, def, caller, q);
+    if (key.length <= 8192) {
+      if (plans.size >= PLAN_CACHE) plans.delete(plans.keys().next().value!);
+      plans.set(key, plan);
+    }
+  }
+  const { shape, convs, subs, nextMode, limit, pageNo } = plan;
+  const rowsRaw = await fetchRows(db, plan.main);
+  const rows: unknown[][] = rowsRaw.map((r) =>
+    shape.map(({ src, col }) => {
+      if (src === null) return null;
+      let v = outValue(r[`c${src}`], convs[src]);
+      if (col.enumMap && v !== null && v !== undefined) {
+        const m = col.enumMap;
+        v = String(v)
+          .split(',')
+          .map((x) => m.get(x) ?? x)
+          .join(',');
+      }
+      return v;
+    }),
+  );
+  const names = shape.map((s) => s.col.name);
+
+  // sub-tables
+  if (subs.length && rowsRaw.length) {
+    const keys = rowsRaw.map((r) => Number(r._k));
+    for (const s of subs) {
+      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
+      rows.forEach((row, i) => {
+        const list = vals.get(keys[i]) ?? [];
+        row.push(s.one ? (list[0] ?? null) : list);
+      });
+    }
+  }
+  if (subs.length) names.push(...subs.map((s) => s.name));
+
+  const out: QueryResult = { cols: names, rows };
+  if (nextMode && limit !== null && rowsRaw.length === limit) {
+    if (nextMode === 'key') out.nextkey = Number(rowsRaw[rowsRaw.length - 1]._k);
+    else out.nextkey = pageNo + 1;
+  }
+  if (plan.total) {
+    const r = (await fetchRows(db, plan.total))[0] as { n: number | string };
+    out.total = Number(r.n);
+  }
+  return out;
+}
+
+function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput): Plan {
   const acl = requireOp(def, caller, q.op ?? 'query');
   const scope = new ObjScope(schema, def, dialect);
 
@@ -513,56 +599,16 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   const orderSql = order.length ? sql`order by ${sql.join(order)}` : sql``;
   const limitSql = limit === null ? sql`` : offset ? sql`limit ${limit} offset ${offset}` : sql`limit ${limit}`;
   const main = sql`select ${sql.join(selectList)} ${from} ${whereSql} ${groupSql} ${havingSql} ${orderSql} ${limitSql}`;
-  const rowsRaw = (await main.execute(db)).rows as Record<string, unknown>[];
-
-  const outCols = [...selected.map((c) => c.name)];
   const convs = selected.map((c) => c.type);
   const shape: { src: number | null; col: OutCol }[] = cols.map((c) => ({ src: selIndex.has(c) ? selIndex.get(c)! : null, col: c }));
-  const rows: unknown[][] = rowsRaw.map((r) =>
-    shape.map(({ src, col }) => {
-      if (src === null) return null;
-      let v = outValue(r[`c${src}`], convs[src]);
-      if (col.enumMap && v !== null && v !== undefined) {
-        const m = col.enumMap;
-        v = String(v)
-          .split(',')
-          .map((x) => m.get(x) ?? x)
-          .join(',');
-      }
-      return v;
-    }),
-  );
-  void outCols;
-  const names = shape.map((s) => s.col.name);
-
-  // sub-tables
-  if (subs.length && rowsRaw.length) {
-    const keys = rowsRaw.map((r) => Number(r._k));
-    for (const s of subs) {
-      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
-      rows.forEach((row, i) => {
-        const list = vals.get(keys[i]) ?? [];
-        row.push(s.one ? (list[0] ?? null) : list);
-      });
-    }
-  }
-  if (subs.length) names.push(...subs.map((s) => s.name));
-
-  const out: QueryResult = { cols: names, rows };
-  if (nextMode && limit !== null && rowsRaw.length === limit) {
-    if (nextMode === 'key') out.nextkey = Number(rowsRaw[rowsRaw.length - 1]._k);
-    else out.nextkey = pageNo + 1;
-  }
+  let total: RawBuilder<unknown> | null = null;
   if (wantTotal) {
-    const countWhere = q.page == null && keyset && q.pagekey ? where.slice(0, -1) : where;
-    const cw = countWhere.length ? sql`where ${sql.join(countWhere, sql` and `)}` : sql``;
-    const total = aggregate
-      ? sql<{ n: number }>`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
-      : sql<{ n: number }>`select count(*) as ${sql.id('n')} ${from} ${cw}`;
-    const r = (await total.execute(db)).rows[0] as { n: number | string };
-    out.total = Number(r.n);
+    const cw = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
+    total = aggregate
+      ? sql`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
+      : sql`select count(*) as ${sql.id('n')} ${from} ${cw}`;
   }
-  return out;
+  return { main: main.compile(db), total: total ? total.compile(db) : null, shape, convs, subs, nextMode, limit, pageNo };
 }
 
 async function fetchSub(db: Kysely<any>, schema: Schema, dialect: Dialect, caller: Caller, s: SubCol, keys: number[], resParam: string | undefined, depth: number): Promise<Map<number, Record<string, unknown>[]>> {
