@@ -1,7 +1,7 @@
 /** A small BQP test client: fetch with a cookie jar, form / JSON bodies, parsed answers. */
 import { ManualClock } from '../../src/core/context.js';
 import { seedDemo } from '../../src/demo.js';
-import { startServer, type TestServer } from '../helpers.js';
+import { startServer, type TestOptions, type TestServer } from '../helpers.js';
 
 export class Client {
   cookies = new Map<string, string>();
@@ -53,9 +53,9 @@ export class Client {
 export const SIGN_TS = 1576600003;
 export const T0 = SIGN_TS * 1000 + 3600_000;
 
-export async function startBqp(): Promise<{ s: TestServer; B: string; clock: ManualClock }> {
+export async function startBqp(opts: Omit<TestOptions, 'clock'> = {}): Promise<{ s: TestServer; B: string; clock: ManualClock }> {
   const clock = new ManualClock(T0);
-  const s = await startServer({ clock });
+  const s = await startServer({ ...opts, clock });
   await seedDemo(s.ctx);
   return { s, B: `${s.url}${s.config.bqpPrefix}`, clock };
 }

@@ -12,6 +12,7 @@ import { seedDemo } from '../../src/demo.js';
 import { objectsModule } from '../../src/modules/objects.js';
 import { buildServer } from '../../src/server.js';
 import { syncSchema } from '../../src/services/objects/ddl.js';
+import sharp from 'sharp';
 import { decToInt, normDate } from '../../src/services/objects/expr.js';
 import { outValue } from '../../src/services/objects/query.js';
 import { loadSchemaFile, parseFieldDecl, parseSchema, SchemaError } from '../../src/services/objects/schema.js';
@@ -168,5 +169,52 @@ describe('BQP beside the other dialects, batchAdd, HTML escaping', () => {
     assert.deepEqual(q[1].d, [[id]]);
     const sum = await emp.call(`/Ordr.query?${new URLSearchParams({ res: 'sum(amount) s, avg(amount) a, count(*) n', cond: `id=${id}`, fmt: 'one', _app: 'emp' })}`);
     assert.deepEqual(sum[1], { s: '100.00', a: 100, n: 1 });
+  });
+});
+
+describe('upload bounds and admin login', () => {
+  let s: TestServer;
+  let B: string;
+  before(async () => {
+    ({ s, B } = await startBqp({ config: { uploadLimit: 64 * 1024 } }));
+  });
+  after(async () => {
+    await s.close();
+  });
+
+  it('refuses files over the size limit, unknown types, unreadable and oversized images; stores nothing then', async () => {
+    const c = new Client(B);
+    await c.call('/login', { form: { uname: 'rtest', pwd: '1234' } });
+    const files = async () => (await s.ctx.db.kysely.selectFrom('bqp_files').select('id').execute()).length;
+    const up = (name: string, data: Buffer | string) => {
+      const fd = new FormData();
+      fd.append('ok', new Blob(['fine']), 'ok.txt');
+      fd.append('file', new Blob([data]), name);
+      return c.call('/upload', { method: 'POST', body: fd });
+    };
+    assert.equal((await up('big.txt', Buffer.alloc(100 * 1024, 97)))[0], 1);
+    assert.equal((await up('x.exe', 'MZ'))[0], 1);
+    assert.equal((await up('fake.jpg', 'not an image'))[0], 1);
+    // 9000 x 5000 = 45 Mpixel, a few KB as PNG
+    const huge = await sharp({ create: { width: 9000, height: 5000, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png({ compressionLevel: 9, palette: true }).toBuffer();
+    assert.ok(huge.length < 64 * 1024);
+    assert.equal((await up('huge.png', huge))[0], 1);
+    assert.equal(await files(), 0);
+    assert.equal((await up('small.txt', 'hello'))[0], 0);
+    assert.equal(await files(), 2);
+  });
+
+  it('an operator (menhu admin developer) logs in with _app=admin and has every operation', async () => {
+    const a = new Client(B);
+    assert.equal((await a.call('/login?_app=admin', { form: { uname: 'admin', pwd: 'wrong' } }))[0], -1);
+    const l = await a.call('/login?_app=admin', { form: { uname: 'admin', pwd: 'admin' } });
+    assert.equal(l[0], 0);
+    assert.ok(a.cookies.has('adminid'));
+    const q = await a.call('/User.query?_app=admin&res=id,uname');
+    assert.equal(q[0], 0);
+    assert.ok(q[1].d.some((r: unknown[]) => r[1] === 'rtest'));
+    assert.equal((await a.call('/User.query?res=id,pwd&_app=admin'))[0], 3);
+    // the admin session is not a user session
+    assert.equal((await a.call('/Ordr.query'))[0], 2);
   });
 });
