@@ -24,6 +24,7 @@ export const objectsModule: Module = {
     const svc = ObjectsService.load(ctx);
     const done = await svc.sync();
     if (done.length) ctx.log.info({ changes: done }, 'bqp schema applied');
+    svc.openReader();
     services.set(ctx, svc);
   },
   async mount(app, ctx) {
@@ -51,6 +52,6 @@ export const objectsModule: Module = {
   },
   banner: (ctx) => [`BQP objects   ${ctx.config.publicUrl}${ctx.config.bqpPrefix}/<Obj>.query   schema ${ctx.config.bqpSchema}`],
   async close(ctx) {
-    await services.get(ctx)?.flushLog();
+    await services.get(ctx)?.close();
   },
 };

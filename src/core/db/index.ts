@@ -40,6 +40,11 @@ export interface OpenOptions {
   poolSize?: number;
 }
 
+/** The SQLite file a configuration names (for extra read-only connections to the same database). */
+export function sqliteFile(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>): string {
+  return opts.databaseUrl.replace(/^(sqlite:|file:)(\/\/)?/, '') || join(opts.dataDir, 'menhu.sqlite');
+}
+
 export function openDatabase(opts: OpenOptions): Database {
   if (opts.databaseUrl && /^postgres(ql)?:/.test(opts.databaseUrl)) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
@@ -57,11 +62,8 @@ export function openDatabase(opts: OpenOptions): Database {
   if (opts.databaseUrl && !/^(sqlite:|file:)/.test(opts.databaseUrl)) {
     throw new ConfigError(`DATABASE_URL must start with postgres:// or sqlite: (got ${opts.databaseUrl.split(':')[0]}:…)`);
   }
-  let file = opts.databaseUrl.replace(/^(sqlite:|file:)(\/\/)?/, '');
-  if (!file) {
-    mkdirSync(opts.dataDir, { recursive: true });
-    file = join(opts.dataDir, 'menhu.sqlite');
-  }
+  const file = sqliteFile(opts);
+  if (file === join(opts.dataDir, 'menhu.sqlite')) mkdirSync(opts.dataDir, { recursive: true });
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   sqlite.pragma(`synchronous = ${opts.sqliteSync ?? 'FULL'}`);

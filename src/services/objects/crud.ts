@@ -120,6 +120,7 @@ async function parseFields(x: Exec, def: ObjectDef, acl: Acl, body: Record<strin
     if (v === undefined) continue;
     given++;
     if (mode === 'set' && v === null && def.required.has(k0)) bad(`\`${def.name}.${k0}\` is required`);
+    if (def.passwords.has(k0) && typeof v === 'string' && v.length > 200) bad(`\`${def.name}.${k0}\` is longer than 200 characters`);
     values[k0] = def.passwords.has(k0) && typeof v === 'string' && v !== '' ? await hashPassword(v) : v;
   }
   return { values, subs, given };

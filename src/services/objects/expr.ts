@@ -342,8 +342,8 @@ export interface Resolved {
 export interface CompileScope {
   dialect: 'sqlite' | 'postgres';
   what: string;
-  /** Resolves a column name or alias; throws UNKNOWN_FIELD / FORBIDDEN itself. */
-  resolve(name: string, quoted: boolean): Resolved | null;
+  /** Resolves a column name or alias (inAgg: inside an aggregate's argument). */
+  resolve(name: string, quoted: boolean, inAgg: boolean): Resolved | null;
   allowAgg: boolean;
 }
 
@@ -378,6 +378,7 @@ export function normDate(v: string, kind: 'datetime' | 'date'): string {
 }
 
 export class Compiler {
+  private inAgg = 0;
   constructor(private readonly s: CompileScope) {}
 
   bool(n: Node): Compiled {
@@ -499,7 +500,7 @@ export class Compiler {
         return { sql: sql`(${a.sql} ${sql.raw(ARITH[n.op])} ${b.sql})`, type: { k: 'num', scale, real }, agg: a.agg || b.agg };
       }
       case 'col': {
-        const r = this.s.resolve(n.name, n.quoted);
+        const r = this.s.resolve(n.name, n.quoted, this.inAgg > 0);
         if (!r) {
           if (n.quoted) return this.lit(n.name, null); // "text" is a string in MySQL
           throw new DomainError('UNKNOWN_FIELD', `unknown field \`${n.name}\` in ${this.s.what}`);
@@ -508,8 +509,14 @@ export class Compiler {
       }
       case 'lit':
         return this.lit(n.v, null);
-      case 'agg':
-        return this.agg(n);
+      case 'agg': {
+        this.inAgg++;
+        try {
+          return this.agg(n);
+        } finally {
+          this.inAgg--;
+        }
+      }
     }
   }
 

@@ -2,7 +2,7 @@
  * Object queries: `res` / `gres` / `cond` / `gcond` / `orderby` / paging compiled into one
  * parameterised SELECT (plus a COUNT for `total` and one IN-query per sub-table).
  */
-import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
 import type { Acl, FieldDef, ObjectDef, Role, Schema, SubobjDef } from './schema.js';
@@ -111,6 +111,21 @@ export function filterSql(def: ObjectDef, acl: Acl, c: Caller, alias = 't0'): Ra
   });
 }
 
+/**
+ * A synchronous reader with prepared statements cached by SQL text (SQLite: a second, read-only
+ * connection to the same file). Registered per Kysely instance; a transaction's executor has none,
+ * so reads inside a transaction see its own writes.
+ */
+export type Reader = (q: CompiledQuery) => Record<string, unknown>[];
+const readers = new WeakMap<object, Reader>();
+export const setReader = (db: object, r: Reader | null): void => void (r ? readers.set(db, r) : readers.delete(db));
+
+export async function fetchRows(db: Kysely<any>, q: RawBuilder<unknown> | CompiledQuery): Promise<Record<string, unknown>[]> {
+  const c = 'compile' in q ? q.compile(db) : q;
+  const r = readers.get(db);
+  return r ? r(c) : ((await db.executeQuery(c)).rows as Record<string, unknown>[]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // res / gres
 
@@ -121,6 +136,8 @@ export interface OutCol {
   agg: boolean;
   enumMap?: Map<string, string>;
   hidden?: boolean;
+  /** the field a plain column shows */
+  src?: string;
 }
 
 export interface SubCol {
@@ -225,7 +242,7 @@ function parseItem(scope: ObjScope, item: string, what: 'res' | 'gres'): OutCol 
     if (n.name.includes('.')) bad(`bad property \`${n.name}\``);
     const r = scope.column(n.name);
     if (!r) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${n.name}\` in ${what}`);
-    return { name: alias ?? scope.canonical(n.name), sql: r.sql, type: r.type, agg: false, enumMap };
+    return { name: alias ?? scope.canonical(n.name), sql: r.sql, type: r.type, agg: false, enumMap, src: scope.canonical(n.name) };
   }
   if (n.k === 'lit' && n.v === null) {
     if (!alias) bad(`null needs an alias in ${what}`);
@@ -244,13 +261,15 @@ export function scopeFor(scope: ObjScope, aliases: Map<string, OutCol>, allowAgg
     dialect: scope.dialect,
     what,
     allowAgg,
-    resolve(name, quoted) {
+    resolve(name, quoted, inAgg) {
       const a = aliases.get(name);
-      if (a && a.sql) {
+      if (a && a.sql && !(inAgg && a.agg)) {
         if (a.agg && !allowAgg) bad(`aggregate alias \`${name}\` can only be used in gcond`);
         return { sql: a.sql, type: a.type, agg: a.agg };
       }
       if (quoted) return null;
+      // in gcond (HAVING) a plain column must be a group column (found above) or sit inside an aggregate
+      if (what === 'gcond' && !inAgg) throw new DomainError('UNKNOWN_FIELD', `\`${name}\` in gcond is neither a gres column nor an aggregate alias`);
       if (name.includes('.')) {
         const [t, f] = name.split('.');
         if (t !== 't0') bad(`bad property \`${name}\``);
@@ -383,7 +402,78 @@ export interface QueryResult {
 
 const ORDER_RE = /^\s*(?:(\w+)\.)?([\p{L}\p{N}_]+|"[^"]+")(?:\s+(asc|desc))?\s*$/iu;
 
+interface Plan {
+  main: CompiledQuery;
+  total: CompiledQuery | null;
+  shape: { src: number | null; col: OutCol }[];
+  convs: VType[];
+  subs: SubCol[];
+  nextMode: 'key' | 'page' | null;
+  limit: number | null;
+  pageNo: number;
+}
+
+/** Compiled plans by everything that shapes their SQL: the same call is parsed and compiled once. */
+const plans = new Map<string, Plan>();
+const PLAN_CACHE = 500;
+
 export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput, depth = 0): Promise<QueryResult> {
+  const key = JSON.stringify([schema.source, def.name, dialect, caller, q]);
+  let plan = plans.get(key);
+  if (plan) {
+    plans.delete(key);
+    plans.set(key, plan);
+  } else {
+    plan = planQuery(db, schema, dialect, def, caller, q);
+    if (key.length <= 8192) {
+      if (plans.size >= PLAN_CACHE) plans.delete(plans.keys().next().value!);
+      plans.set(key, plan);
+    }
+  }
+  const { shape, convs, subs, nextMode, limit, pageNo } = plan;
+  const rowsRaw = await fetchRows(db, plan.main);
+  const rows: unknown[][] = rowsRaw.map((r) =>
+    shape.map(({ src, col }) => {
+      if (src === null) return null;
+      let v = outValue(r[`c${src}`], convs[src]);
+      if (col.enumMap && v !== null && v !== undefined) {
+        const m = col.enumMap;
+        v = String(v)
+          .split(',')
+          .map((x) => m.get(x) ?? x)
+          .join(',');
+      }
+      return v;
+    }),
+  );
+  const names = shape.map((s) => s.col.name);
+
+  // sub-tables
+  if (subs.length && rowsRaw.length) {
+    const keys = rowsRaw.map((r) => Number(r._k));
+    for (const s of subs) {
+      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
+      rows.forEach((row, i) => {
+        const list = vals.get(keys[i]) ?? [];
+        row.push(s.one ? (list[0] ?? null) : list);
+      });
+    }
+  }
+  if (subs.length) names.push(...subs.map((s) => s.name));
+
+  const out: QueryResult = { cols: names, rows };
+  if (nextMode && limit !== null && rowsRaw.length === limit) {
+    if (nextMode === 'key') out.nextkey = Number(rowsRaw[rowsRaw.length - 1]._k);
+    else out.nextkey = pageNo + 1;
+  }
+  if (plan.total) {
+    const r = (await fetchRows(db, plan.total))[0] as { n: number | string };
+    out.total = Number(r.n);
+  }
+  return out;
+}
+
+function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput): Plan {
   const acl = requireOp(def, caller, q.op ?? 'query');
   const scope = new ObjScope(schema, def, dialect);
 
@@ -415,6 +505,11 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   }
   if (q.fkCol) cols.push({ name: '_fk', sql: sql.ref(`t0.${q.fkCol}`), type: { k: 'num', scale: 0, real: false }, agg: false });
   const aggregate = group.length > 0 || cols.some((c) => c.agg);
+  if (aggregate) {
+    for (const c of cols.slice(group.length)) {
+      if (!c.agg && c.sql && !group.some((g) => g.src === c.src)) bad(`\`${c.name}\` must be listed in gres when res has aggregates`);
+    }
+  }
   if (aggregate && subs.length) bad('sub-tables cannot be used with aggregates');
   const aliases = new Map<string, OutCol>();
   for (const c of cols) aliases.set(c.name, c);
@@ -425,7 +520,9 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   let having: RawBuilder<unknown> | null = null;
   if (q.gcond) {
     if (!aggregate) bad('gcond needs gres or an aggregate in res');
-    having = new Compiler(scopeFor(scope, aliases, true, 'gcond')).bool(q.gcond).sql;
+    const gAliases = new Map(aliases);
+    for (const g of group) if (g.src && !gAliases.has(g.src)) gAliases.set(g.src, g);
+    having = new Compiler(scopeFor(scope, gAliases, true, 'gcond')).bool(q.gcond).sql;
   }
 
   // order
@@ -502,56 +599,16 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   const orderSql = order.length ? sql`order by ${sql.join(order)}` : sql``;
   const limitSql = limit === null ? sql`` : offset ? sql`limit ${limit} offset ${offset}` : sql`limit ${limit}`;
   const main = sql`select ${sql.join(selectList)} ${from} ${whereSql} ${groupSql} ${havingSql} ${orderSql} ${limitSql}`;
-  const rowsRaw = (await main.execute(db)).rows as Record<string, unknown>[];
-
-  const outCols = [...selected.map((c) => c.name)];
   const convs = selected.map((c) => c.type);
   const shape: { src: number | null; col: OutCol }[] = cols.map((c) => ({ src: selIndex.has(c) ? selIndex.get(c)! : null, col: c }));
-  const rows: unknown[][] = rowsRaw.map((r) =>
-    shape.map(({ src, col }) => {
-      if (src === null) return null;
-      let v = outValue(r[`c${src}`], convs[src]);
-      if (col.enumMap && v !== null && v !== undefined) {
-        const m = col.enumMap;
-        v = String(v)
-          .split(',')
-          .map((x) => m.get(x) ?? x)
-          .join(',');
-      }
-      return v;
-    }),
-  );
-  void outCols;
-  const names = shape.map((s) => s.col.name);
-
-  // sub-tables
-  if (subs.length && rowsRaw.length) {
-    const keys = rowsRaw.map((r) => Number(r._k));
-    for (const s of subs) {
-      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
-      rows.forEach((row, i) => {
-        const list = vals.get(keys[i]) ?? [];
-        row.push(s.one ? (list[0] ?? null) : list);
-      });
-    }
-  }
-  if (subs.length) names.push(...subs.map((s) => s.name));
-
-  const out: QueryResult = { cols: names, rows };
-  if (nextMode && limit !== null && rowsRaw.length === limit) {
-    if (nextMode === 'key') out.nextkey = Number(rowsRaw[rowsRaw.length - 1]._k);
-    else out.nextkey = pageNo + 1;
-  }
+  let total: RawBuilder<unknown> | null = null;
   if (wantTotal) {
-    const countWhere = q.page == null && keyset && q.pagekey ? where.slice(0, -1) : where;
-    const cw = countWhere.length ? sql`where ${sql.join(countWhere, sql` and `)}` : sql``;
-    const total = aggregate
-      ? sql<{ n: number }>`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
-      : sql<{ n: number }>`select count(*) as ${sql.id('n')} ${from} ${cw}`;
-    const r = (await total.execute(db)).rows[0] as { n: number | string };
-    out.total = Number(r.n);
+    const cw = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
+    total = aggregate
+      ? sql`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
+      : sql`select count(*) as ${sql.id('n')} ${from} ${cw}`;
   }
-  return out;
+  return { main: main.compile(db), total: total ? total.compile(db) : null, shape, convs, subs, nextMode, limit, pageNo };
 }
 
 async function fetchSub(db: Kysely<any>, schema: Schema, dialect: Dialect, caller: Caller, s: SubCol, keys: number[], resParam: string | undefined, depth: number): Promise<Map<number, Record<string, unknown>[]>> {

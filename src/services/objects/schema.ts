@@ -98,13 +98,13 @@ export interface Schema {
 
 export class SchemaError extends Error {}
 
-const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+const NAME_RE = /^[\p{L}_][\p{L}\p{N}_]{0,62}$/u;
 const OBJ_RE = /^[A-Z][A-Za-z0-9_]{0,62}$/;
 
 /** Type of a field from its declaration, following JDCloud's upglib parseFieldDef (bqp.md §3.2). */
 export function parseFieldDecl(decl: string): FieldDef {
   const s = decl.trim();
-  const tag = /^(\w+)\((\w+)\)$/.exec(s);
+  const tag = /^([\p{L}\p{N}_]+)\((\w+)\)$/u.exec(s);
   if (s === 'id') return { name: 'id', type: 'id', len: 0 };
   if (tag) {
     const [, name, t] = tag;
@@ -125,7 +125,7 @@ export function parseFieldDecl(decl: string): FieldDef {
     if (!r) throw new SchemaError(`unknown type tag (${t}) in field ${JSON.stringify(decl)}`);
     return check({ name, type: r[0], len: r[1] });
   }
-  const suffix = /^(\w+)([&@#!])$/.exec(s);
+  const suffix = /^([\p{L}\p{N}_]+)([&@#!])$/u.exec(s);
   if (suffix) {
     const t: FieldType = suffix[2] === '&' ? 'int' : suffix[2] === '@' ? 'dec' : 'real';
     return check({ name: suffix[1], type: t, len: 0 });
@@ -139,7 +139,7 @@ function check(f: FieldDef): FieldDef {
 }
 
 function inferType(name: string): { type: FieldType; len: number } {
-  let n = name.replace(/[\d\W]+$/u, '');
+  let n = name.replace(/[^\p{L}]+$/u, '');
   n = n.charAt(0).toUpperCase() + n.slice(1);
   if (/(Price|Qty|Total|Amount)$/.test(n)) return { type: 'dec', len: 0 };
   if (/(Id|Cnt|编号)$/.test(n)) return { type: 'int', len: 0 };
@@ -292,16 +292,21 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
     for (const f of [...readonly, ...Object.keys(defaults)]) if (!fields.has(f)) throw new SchemaError(`${name}.acl.${role}: no field ${f}`);
     acl[role as Role] = { ops, filter, readonly, defaults };
   }
+  const passwords = names('password');
+  // a password field holds a scrypt hash (about 100 characters), whatever length its name suggests
+  for (const f of passwords) fields.set(f, { ...fields.get(f)!, type: 'text', len: 0 });
+  const table = String(o.table ?? `bqp_${name}`);
+  if (!NAME_RE.test(table)) throw new SchemaError(`${name}.table: bad table name ${JSON.stringify(table)}`);
   const mp = Number(o.maxPageSz ?? maxPageSz);
   return {
     name,
-    table: String(o.table ?? `bqp_${name}`),
+    table,
     fields,
     order,
     required: names('required'),
     readonly: names('readonly'),
     hidden: names('hidden'),
-    passwords: names('password'),
+    passwords,
     enums,
     joins,
     vcols,

@@ -1,0 +1,134 @@
+/**
+ * BQP query benchmark (bench/results/bqp.md).
+ *
+ * `Ordr.query` of a 20-row page with a `cond` over 100,000 orders, through the real server on
+ * loopback (autocannon, logged-in employee session, call logging on), against the very SQL the
+ * compiler emitted run directly through better-sqlite3 and serialised to JSON, in the same run.
+ * Goal: server pages/s >= 0.5 × raw. Then the same with `pagekey=0` (adds `total`).
+ *
+ *   node --import tsx bench/bqp.ts [seconds=8] [connections=8]
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, SqliteDialect, type CompiledQuery } from 'kysely';
+import { pino } from 'pino';
+import { loadConfig } from '../src/core/config.js';
+import { objectsOf } from '../src/modules/objects.js';
+import { closePlatform, createPlatform } from '../src/platform.js';
+import { seedDemo } from '../src/demo.js';
+import { buildServer } from '../src/server.js';
+import { condTree, runQuery } from '../src/services/objects/query.js';
+
+interface CannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  non2xx: number;
+}
+// autocannon runs as its own process, so the client does not share the server's event loop
+const cannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.js');
+function autocannon(o: { url: string; connections: number; duration: number; headers?: Record<string, string> }): Promise<CannonResult> {
+  const args = [cannonBin, '-j', '-c', String(o.connections), '-d', String(o.duration)];
+  for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
+  args.push(o.url);
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as CannonResult)));
+  });
+}
+
+const SECONDS = Number(process.argv[2] ?? 8);
+const CONNS = Number(process.argv[3] ?? 8);
+const ROWS = 100_000;
+const COND = "status IN ('CR','PA') AND amount >= 900";
+
+const dataDir = mkdtempSync(join(tmpdir(), 'menhu-bench-bqp-'));
+const config = loadConfig({ MENHU_DATA: dataDir, MENHU_MASTER_KEY: randomBytes(32).toString('hex'), LOG_LEVEL: 'silent', MENHU_BQP_SCHEMA: process.env.MENHU_BQP_SCHEMA ?? '' }, { port: 0, jobConcurrency: 0 });
+const ctx = await createPlatform(config, { log: pino({ level: 'silent' }) });
+await seedDemo(ctx);
+const svc = objectsOf(ctx);
+
+// 100k orders: 1000 users, 6 statuses, amounts 0.00–999.99
+const file = join(dataDir, 'menhu.sqlite');
+const raw = new SQLite(file);
+raw.pragma('busy_timeout = 10000');
+const ins = raw.prepare('insert into bqp_Ordr (userId, createTm, status, amount, dscr) values (?, ?, ?, ?, ?)');
+const statuses = ['CR', 'PA', 'RE', 'CA', 'ST', 'CL'];
+raw.transaction(() => {
+  for (let i = 0; i < ROWS; i++) ins.run(1 + (i % 1000), `2026-${String(1 + (i % 12)).padStart(2, '0')}-01 10:00:00`, statuses[(i * 7) % 6], (i * 7919) % 100000, `order ${i}`);
+})();
+
+// the SQL the compiler emits for this call, captured from a logging Kysely on the same file
+const captured: CompiledQuery[] = [];
+const spyDb = new Kysely<any>({ dialect: new SqliteDialect({ database: new SQLite(file) }), log: (e) => void captured.push(e.query) });
+const emp = { role: 'employee' as const, loggedIn: true, vars: { empId: 1 } };
+const def = svc.schema.objects.get('Ordr')!;
+await runQuery(spyDb, svc.schema, 'sqlite', def, emp, { cond: condTree(COND), pagesz: 20 });
+const pageSql = captured[0];
+captured.length = 0;
+await runQuery(spyDb, svc.schema, 'sqlite', def, emp, { cond: condTree(COND), pagesz: 20, pagekey: 0 });
+const countSql = captured[1];
+await spyDb.destroy();
+
+function rawRate(queries: CompiledQuery[], ms: number): number {
+  const stmts = queries.map((q) => ({ st: raw.prepare(q.sql), p: q.parameters as unknown[] }));
+  let n = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const out = stmts.map(({ st, p }) => st.all(...p));
+    JSON.stringify([0, out]);
+    n++;
+  }
+  return n / (ms / 1000);
+}
+
+/** The service layer alone (parse cond, plan, run, shape, JSON), no HTTP: where the cost sits. */
+async function serviceRate(pagekey: number | null, ms: number): Promise<number> {
+  let n = 0;
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    const r = await runQuery(ctx.db.kysely as any, svc.schema, 'sqlite', def, emp, { cond: condTree(COND), pagesz: 20, pagekey });
+    JSON.stringify([0, { h: r.cols, d: r.rows, nextkey: r.nextkey, total: r.total }]);
+    n++;
+  }
+  return n / (ms / 1000);
+}
+
+const app = await buildServer(ctx, { logger: false });
+await app.listen({ host: '127.0.0.1', port: 0 });
+const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}${config.bqpPrefix}`;
+const login = await fetch(`${base}/login?_app=emp`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'uname=emp&pwd=1234' });
+const cookie = login.headers.getSetCookie()[0].split(';')[0];
+const qs = new URLSearchParams({ cond: COND, _app: 'emp' });
+const check = await (await fetch(`${base}/Ordr.query?${qs}`, { headers: { cookie } })).json() as [number, { d: unknown[] }];
+if (check[0] !== 0 || check[1].d.length !== 20) throw new Error(`unexpected answer ${JSON.stringify(check).slice(0, 200)}`);
+
+async function serverRate(url: string): Promise<CannonResult> {
+  await autocannon({ url, connections: CONNS, duration: 1, headers: { cookie } }); // warm-up
+  return autocannon({ url, connections: CONNS, duration: SECONDS, headers: { cookie } });
+}
+
+const rows: string[] = [];
+for (const [label, url, queries] of [
+  ['20-row page', `${base}/Ordr.query?${qs}`, [pageSql]],
+  ['20-row page + total (pagekey=0)', `${base}/Ordr.query?${qs}&pagekey=0`, [pageSql, countSql]],
+] as const) {
+  const rawPs = rawRate([...queries], SECONDS * 1000);
+  const svcPs = await serviceRate(queries.length > 1 ? 0 : null, SECONDS * 1000);
+  const r = await serverRate(url);
+  const ratio = r.requests.average / rawPs;
+  rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
+  console.log(`${label}: raw better-sqlite3 + JSON ${rawPs.toFixed(0)}/s, service layer ${svcPs.toFixed(0)}/s, server ${r.requests.average.toFixed(0)} pages/s, ratio ${ratio.toFixed(2)}, p50/p99 ${r.latency.p50}/${r.latency.p99} ms`);
+}
+console.log('\nSQL:', pageSql.sql, '\nparams:', JSON.stringify(pageSql.parameters));
+console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | server over HTTP (pages/s) | server / raw | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|');
+console.log(rows.join('\n'));
+
+await app.close();
+raw.close();
+await closePlatform(ctx);
+rmSync(dataDir, { recursive: true, force: true });
