@@ -5,6 +5,7 @@
 import { closeTlog, initTlog } from '../core/tlog/index.js';
 import { mountMiningLamp } from '../dialects/mininglamp/index.js';
 import type { Module } from '../module.js';
+import { checkReports } from '../services/reports/check.js';
 
 export const reportsModule: Module = {
   name: 'reports',
@@ -14,6 +15,7 @@ export const reportsModule: Module = {
   async mount(app, ctx) {
     await mountMiningLamp(app, ctx);
   },
+  check: (ctx) => checkReports(ctx),
   async close(ctx) {
     await closeTlog(ctx);
   },
