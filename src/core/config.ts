@@ -61,6 +61,8 @@ export interface PhotosConfig {
   retentionMs: number;
   /** A job not finished this long after upload is failed and refunded, ms. */
   jobTimeoutMs: number;
+  /** Lease of a running photo job, ms: a job whose worker died is taken again by another after this. */
+  leaseMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +136,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       colourModel: env.MENHU_PHOTOS_COLOUR_MODEL ?? '',
       retentionMs: int(env, 'MENHU_PHOTOS_RETENTION_S', 3600) * 1000,
       jobTimeoutMs: int(env, 'MENHU_PHOTOS_JOB_TIMEOUT_S', 3600) * 1000,
+      leaseMs: Math.max(1, int(env, 'MENHU_PHOTOS_LEASE_S', 60)) * 1000,
     },
     ...overrides,
   };

@@ -1,6 +1,6 @@
 /** Small HTTP helpers shared by the dialect adapters (no domain logic here). */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { isDomainError, type DomainError } from '../core/errors.js';
+import { DomainError, isDomainError } from '../core/errors.js';
 
 /** The client address (Fastify honours MENHU_TRUST_PROXY for X-Forwarded-For). */
 export const clientIp = (req: FastifyRequest): string => req.ip;
@@ -16,8 +16,24 @@ export type Classified =
   | { kind: 'client'; status: number; message: string; code: string } // malformed body, too large, bad media type, schema
   | { kind: 'internal'; error: unknown };
 
+// Connection-level failures of a backing service (PostgreSQL restarting, a reset socket): the
+// request failed because something is down, not because of a bug; every dialect words it as its
+// UNAVAILABLE error instead of an internal error.
+const DOWN_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
+const DOWN_MESSAGES = /^(Connection terminated|Client has encountered a connection error and is not queryable|Client was closed and is not queryable|timeout exceeded when trying to connect|Connection ended unexpectedly)/;
+
+/** True when `err` says a backing service (database, blob store) could not be reached. */
+export function isBackendDown(err: unknown): boolean {
+  if (err instanceof AggregateError) return err.errors.some(isBackendDown);
+  const e = err as { code?: unknown; message?: unknown } | null;
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.code === 'string' && (DOWN_CODES.has(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) return true;
+  return typeof e.message === 'string' && DOWN_MESSAGES.test(e.message);
+}
+
 export function classify(err: unknown): Classified {
   if (isDomainError(err)) return { kind: 'domain', error: err };
+  if (isBackendDown(err)) return { kind: 'domain', error: new DomainError('UNAVAILABLE', 'a backing service is unreachable right now; try again shortly', { cause: err }) };
   const fe = err as FastifyError & { validation?: unknown };
   if (fe && typeof fe === 'object') {
     if (fe.validation) return { kind: 'client', status: 400, message: fe.message, code: 'VALIDATION' };

@@ -3,7 +3,7 @@ import type { Module } from '../module.js';
 import { ledgerRest } from '../dialects/rest/ledger.js';
 import { ulordDialect } from '../dialects/ulord/index.js';
 import { closeWriter } from '../services/ledger/engine.js';
-import { developerAccount, fund } from '../services/ledger/index.js';
+import { audit, developerAccount, fund } from '../services/ledger/index.js';
 import { getDeveloper } from '../services/accounts/index.js';
 import '../services/ledger/schema.js';
 
@@ -21,5 +21,13 @@ export const ledgerModule: Module = {
     await fund(ctx, await developerAccount(ctx, admin), DEMO_FUND_ULD, `demo-fund-${admin.id}`);
   },
   banner: (ctx) => [`Ulord ledger    ${ctx.config.publicUrl}/v1/transactions/…  (demo admin's developer account holds ${DEMO_FUND_ULD} ULD; fund more: menhu ledger fund <developer|appkey/wallet> <amount>)`],
+  check: async (ctx) => {
+    const a = await audit(ctx);
+    return [
+      ...(a.held !== a.issued ? [`balances add up to ${a.held} units but ${a.issued} were issued`] : []),
+      ...a.mismatched.map((id) => `account ${id}: balance differs from the sum of its transfers`),
+      ...a.negative.map((id) => `account ${id}: negative balance`),
+    ];
+  },
   close: (ctx) => closeWriter(ctx),
 };

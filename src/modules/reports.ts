@@ -7,6 +7,7 @@ import { mountMiningLamp } from '../dialects/mininglamp/index.js';
 import { mountTlogRoot, reportsRest } from '../dialects/rest/reports.js';
 import type { Module } from '../module.js';
 import { mountReportPages } from '../pages/report.js';
+import { checkReports } from '../services/reports/check.js';
 
 export const reportsModule: Module = {
   name: 'reports',
@@ -21,6 +22,7 @@ export const reportsModule: Module = {
     await mountTlogRoot(app, ctx);
     await app.register(async (sub) => mountReportPages(sub, ctx));
   },
+  check: (ctx) => checkReports(ctx),
   async close(ctx) {
     await closeTlog(ctx);
   },

@@ -35,21 +35,24 @@ export class LocalBackend implements BlobBackend {
 
   async write(key: string, data: Buffer): Promise<void> {
     const file = this.path(key);
-    await mkdir(dirname(file), { recursive: true });
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'wx', 0o600);
     try {
-      await fh.writeFile(data);
-      await fh.sync();
+      // A full disk can refuse any step (a new folder, the file, its bytes), not just the write.
+      await mkdir(dirname(file), { recursive: true });
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        await fh.writeFile(data);
+        await fh.sync();
+      } finally {
+        await fh.close().catch(() => {});
+      }
+      await rename(tmp, file);
     } catch (e) {
-      await fh.close().catch(() => {});
-      await rm(tmp, { force: true });
+      await rm(tmp, { force: true }).catch(() => {});
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') throw new DomainError('UNAVAILABLE', 'blob storage is full', { details: { code } });
       throw e;
     }
-    await fh.close();
-    await rename(tmp, file);
   }
 
   async read(key: string): Promise<Buffer> {

@@ -230,7 +230,7 @@ async function settle(ctx: Ctx, trx: Kysely<DB>, job: Job, ok: boolean, resultKe
 
 export function photoJobHandler(ctx: Ctx): JobHandler {
   return {
-    leaseMs: 60_000,
+    leaseMs: ctx.config.photos.leaseMs,
     async run(job, ctl) {
       const row = await ctx.db.kysely.selectFrom('photo_jobs').selectAll().where('id', '=', job.id).executeTakeFirst();
       if (!row) throw new Error(`photo job ${job.id} has no row`);
