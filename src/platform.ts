@@ -57,7 +57,7 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
     blobs: createBlobStore(config, db.kysely, now),
     jobs: new Jobs(db, now, log),
     bus: createBus(config.redisUrl, config.redisPrefix, log),
-    limits: createLimits(config.redisUrl, log, now, config.redisPrefix),
+    limits: createLimits(config.redisUrl, log, now, config.redisPrefix, config.redisTimeoutMs),
     clock,
     ids: opts.ids ?? randomIds,
     log,

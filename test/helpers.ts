@@ -81,6 +81,9 @@ export async function startPlatform(opts: TestOptions = {}): Promise<TestPlatfor
       REDIS_URL: onPg ? (process.env.REDIS_URL ?? '') : '',
       // test databases share one Redis: keep their rate-limit windows and nonces apart
       MENHU_REDIS_PREFIX: `menhu-test:${databaseUrl ? new URL(databaseUrl).pathname.slice(1) : randomBytes(6).toString('hex')}:`,
+      // a loaded CI machine can stall a Redis round trip past the production timeout; the fallback
+      // itself is tested with Redis really stopped (test/faults)
+      MENHU_REDIS_TIMEOUT_MS: '5000',
       LOG_LEVEL: opts.logStream ? 'trace' : 'silent',
       ...opts.env,
     },

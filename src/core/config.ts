@@ -15,6 +15,8 @@ export interface Config {
   redisUrl: string;
   /** Prefix of every Redis key, so several deployments (or test databases) can share one Redis. */
   redisPrefix: string;
+  /** How long a Redis command may take before the call falls back to in-process limits, ms. */
+  redisTimeoutMs: number;
   /** Hex or base64 32-byte key; when empty it is generated once into dataDir/master.key. */
   masterKey: string;
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string; forcePathStyle: boolean } | null;
@@ -112,6 +114,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     databaseUrl: env.DATABASE_URL ?? '',
     redisUrl: env.REDIS_URL ?? '',
     redisPrefix: env.MENHU_REDIS_PREFIX ?? 'menhu:',
+    redisTimeoutMs: int(env, 'MENHU_REDIS_TIMEOUT_MS', 500),
     masterKey: env.MENHU_MASTER_KEY ?? '',
     s3,
     bodyLimit: int(env, 'MENHU_BODY_LIMIT', 1024 * 1024),

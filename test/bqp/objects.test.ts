@@ -114,14 +114,16 @@ describe('BQP beside the other dialects, batchAdd, HTML escaping', () => {
   it('static /api/v1 and /api/third routes keep winning over /api/:call', async () => {
     const p = await startPlatform({ clock: new ManualClock(T0) });
     const app = await buildServer(p.ctx, { logger: false });
-    app.get('/api/v1/generateqr/:id', async () => 'mininglamp');
-    app.post('/api/third/photo/upload', async () => 'fangtang');
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
       await seedDemo(p.ctx);
-      assert.equal(await (await fetch(`${base}/api/v1/generateqr/R1`)).text(), 'mininglamp');
-      assert.equal(await (await fetch(`${base}/api/third/photo/upload`, { method: 'POST' })).text(), 'fangtang');
+      // the real MiningLamp and Fangtang routes answer in their own words
+      const ml = await fetch(`${base}/api/v1/generateqr/R1`, { method: 'POST' });
+      assert.equal(ml.status, 400);
+      assert.match(await ml.text(), /^400 INVALID_USERNAME/);
+      const ft = (await (await fetch(`${base}/api/third/photo/upload`, { method: 'POST' })).json()) as { code: number };
+      assert.equal(ft.code, 9000);
       const r = await (await fetch(`${base}/api/Store.query?res=id&pagesz=1`)).json();
       assert.deepEqual(r, [0, { h: ['id'], d: [[1]], nextkey: 1 }]);
       // unknown paths under /api/v1 answer in BQP words, never a 404 page

@@ -91,6 +91,7 @@ export class RedisLimits implements Limits {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly prefix = 'menhu:',
+    timeoutMs = 500,
   ) {
     this.fallback = new MemoryLimits(now);
     this.redis = new Redis(url, {
@@ -98,7 +99,7 @@ export class RedisLimits implements Limits {
       enableOfflineQueue: false, // fail fast while disconnected instead of queueing
       maxRetriesPerRequest: 0,
       connectTimeout: 2000,
-      commandTimeout: 500,
+      commandTimeout: timeoutMs,
       retryStrategy: (times) => Math.min(times * 200, 2000),
     });
     this.redis.on('error', () => {}); // reported through outage() below
@@ -153,6 +154,6 @@ export class RedisLimits implements Limits {
   }
 }
 
-export function createLimits(redisUrl: string, log: Logger, now?: () => number, prefix?: string): Limits {
-  return redisUrl ? new RedisLimits(redisUrl, log, now, prefix) : new MemoryLimits(now);
+export function createLimits(redisUrl: string, log: Logger, now?: () => number, prefix?: string, timeoutMs?: number): Limits {
+  return redisUrl ? new RedisLimits(redisUrl, log, now, prefix, timeoutMs) : new MemoryLimits(now);
 }

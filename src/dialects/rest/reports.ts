@@ -188,7 +188,7 @@ export async function reportsRest(app: FastifyInstance, ctx: Ctx): Promise<void>
 
   // --- transparency log (public) ---------------------------------------------------------------
   const pub = { public: true };
-  app.get('/tlog/checkpoint', { config: pub, schema: { tags: ['transparency log'], summary: 'The latest signed checkpoint', security: [], response: { 200: CheckpointOut } } }, async () => {
+  app.get('/tlog/checkpoint', { config: pub, schema: { tags: ['transparency log'], summary: 'The latest signed checkpoint', security: [], response: { 200: CheckpointOut, 503: Problem } } }, async () => {
     const c = await latestCheckpoint(ctx);
     return { origin: c.origin, size: c.size, root: c.root.toString('base64'), note: c.note, verifier_key: logInfo(ctx).verifierKey };
   });
