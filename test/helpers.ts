@@ -15,6 +15,7 @@ import { loadConfig, type Config } from '../src/core/config.js';
 import type { Clock, Ctx } from '../src/core/context.js';
 import { closePlatform, createPlatform, REDACT } from '../src/platform.js';
 import { buildServer } from '../src/server.js';
+import { inCluster, startCluster } from './cluster.js';
 import { createApp, type CreateAppInput } from '../src/core/credentials/apps.js';
 import { hmacSign } from '../src/core/credentials/schemes.js';
 import { createTenant, PLATFORM_TENANT } from '../src/services/accounts/index.js';
@@ -117,6 +118,7 @@ export interface TestServer extends TestPlatform {
 /** A platform with its HTTP server listening on 127.0.0.1:<random>. */
 export async function startServer(opts: TestOptions = {}): Promise<TestServer> {
   const p = await startPlatform(opts);
+  if (inCluster) return startCluster(p, opts);
   const app = await buildServer(p.ctx, opts.logStream ? { logStream: opts.logStream } : { logger: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const addr = app.server.address();

@@ -108,19 +108,31 @@ const servesAny = (services: string[], wanted: string[]): boolean =>
   services.includes('*') || wanted.includes('*') || wanted.some((s) => services.includes(s));
 
 /**
- * App lookups are cached in process for a short time (a changed app is seen everywhere within
- * APP_CACHE_MS; in this process at once, because writes invalidate).
+ * App lookups are cached in process for a short time. Writes invalidate through the bus, so a
+ * changed app is seen at once in this process and within milliseconds on every other server
+ * (APP_CACHE_MS bounds it if an invalidation is lost).
  */
 const APP_CACHE_MS = 1000;
+const APPS_TOPIC = 'apps';
 const cache = new WeakMap<Ctx, Map<string, { at: number; apps: App[] }>>();
 
 export function invalidateApps(ctx: Ctx): void {
   cache.get(ctx)?.clear();
+  ctx.bus.publish(APPS_TOPIC, '*');
+}
+
+function appCache(ctx: Ctx): Map<string, { at: number; apps: App[] }> {
+  let m = cache.get(ctx);
+  if (!m) {
+    const fresh = new Map<string, { at: number; apps: App[] }>();
+    cache.set(ctx, (m = fresh));
+    ctx.bus.subscribe(APPS_TOPIC, () => fresh.clear(), () => fresh.clear());
+  }
+  return m;
 }
 
 async function appsWithKey(ctx: Ctx, key: string): Promise<App[]> {
-  let m = cache.get(ctx);
-  if (!m) cache.set(ctx, (m = new Map()));
+  const m = appCache(ctx);
   const t = ctx.clock.now();
   const hit = m.get(key);
   if (hit && t - hit.at < APP_CACHE_MS) return hit.apps;

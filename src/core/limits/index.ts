@@ -78,7 +78,7 @@ export class MemoryLimits implements Limits {
 const HIT_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}
+return n
 `;
 
 export class RedisLimits implements Limits {
@@ -89,7 +89,7 @@ export class RedisLimits implements Limits {
   constructor(
     url: string,
     private readonly log: Logger,
-    now: () => number = Date.now,
+    private readonly now: () => number = Date.now,
     private readonly prefix = 'menhu:',
   ) {
     this.fallback = new MemoryLimits(now);
@@ -120,11 +120,13 @@ export class RedisLimits implements Limits {
 
   async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
     try {
-      const [n, ttl] = (await (this.redis as unknown as { menhuHit(k: string, w: number): Promise<[number, number]> }).menhuHit(
-        `${this.prefix}rl:${key}`,
-        windowMs,
-      )) as [number, number];
-      return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: ttl > 0 ? ttl : windowMs };
+      // Windows are aligned to the clock (every server agrees on them); the key outlives its window a little.
+      const t = this.now();
+      const n = await (this.redis as unknown as { menhuHit(k: string, ttl: number): Promise<number> }).menhuHit(
+        `${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`,
+        windowMs * 2,
+      );
+      return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: windowMs - (t % windowMs) };
     } catch (e) {
       this.outage(e);
       return this.fallback.hit(key, limit, windowMs);
