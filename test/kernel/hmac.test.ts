@@ -4,7 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/core/context.js';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { rotateSecret } from '../../src/core/credentials/apps.js';
+import { hmacSign } from '../../src/core/credentials/schemes.js';
 import { bearer, http, signedHeaders, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -120,6 +122,52 @@ describe('native HMAC signing', () => {
     expect(await send('GET', '/rest/v1/me', { authorization: `Bearer .${c.secret}` }), 401, 'KEY_MISSING');
     expect(await send('GET', '/rest/v1/me', bearer({ key: 'unknown', secret: c.secret })), 401, 'KEY_UNKNOWN');
     expect(await send('GET', '/rest/v1/me', { authorization: `Basic ${Buffer.from(`${c.key}:${c.secret}`).toString('base64')}` }), 401, 'NOT_LOGGED_IN');
+  });
+});
+
+describe('the worked example of docs/native-api.md', () => {
+  it('gives the documented signature', () => {
+    const r = { method: 'GET', path: '/rest/v1/apps', query: 'tenant_id=2', timestamp: '1795435200', nonce: 'c0ffee00c0ffee00c0ffee00', body: '' };
+    assert.equal(hmacSign(r, '8f14e45fceea167a5a36dedd4bea2543'), '04310ebe21571b72b70b97c82197474bb34ed490a53a1aeb4b414eda25aac4b2');
+  });
+
+  it('the documented Node client, written from the document alone, is accepted', async () => {
+    const s = await startServer();
+    try {
+      const t = await tenantWithApp(s.ctx, 'docs');
+      // --- as in docs/native-api.md ---
+      const rfc3986 = (x: string) => encodeURIComponent(x).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+      const canonicalQuery = (search: string) => {
+        const pairs = [...new URLSearchParams(search)].map(([k, v]) => [rfc3986(k), rfc3986(v)]);
+        pairs.sort(([a, x], [b, y]) => (a < b ? -1 : a > b ? 1 : x < y ? -1 : x > y ? 1 : 0));
+        return pairs.map(([k, v]) => `${k}=${v}`).join('&');
+      };
+      const menhu = async (base: string, key: string, secret: string, method: string, pathAndQuery: string, body?: unknown) => {
+        const url = new URL(pathAndQuery, base);
+        const bytes = body === undefined ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
+        const timestamp = String(Math.floor(Date.now() / 1000));
+        const nonce = randomBytes(16).toString('hex');
+        const canonical = [method.toUpperCase(), url.pathname, canonicalQuery(url.search), timestamp, nonce, createHash('sha256').update(bytes).digest('hex')].join('\n');
+        const signature = createHmac('sha256', secret).update(canonical).digest('hex');
+        const res = await fetch(url, {
+          method,
+          headers: { 'x-menhu-key': key, 'x-menhu-timestamp': timestamp, 'x-menhu-nonce': nonce, 'x-menhu-signature': signature, ...(bytes.length ? { 'content-type': 'application/json' } : {}) },
+          body: bytes.length ? bytes : undefined,
+        });
+        return { status: res.status, body: (await res.json()) as any };
+      };
+      // ---
+      const created = await menhu(s.url, t.creds.key, t.creds.secret, 'POST', '/rest/v1/apps', { name: 'from the docs', services: ['native'] });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const listed = await menhu(s.url, t.creds.key, t.creds.secret, 'GET', `/rest/v1/apps?tenant_id=${t.tenantId}`);
+      assert.equal(listed.status, 200, JSON.stringify(listed.body));
+      assert.ok(listed.body.some((a: any) => a.name === 'from the docs'));
+      const quoted = await menhu(s.url, t.creds.key, t.creds.secret, 'GET', `/rest/v1/quotas?service=${encodeURIComponent("it's (x)*")}`);
+      assert.equal(quoted.status, 200, JSON.stringify(quoted.body));
+      assert.equal(quoted.body.service, "it's (x)*");
+    } finally {
+      await s.close();
+    }
   });
 });
 

@@ -80,6 +80,8 @@ export const basicHeader = (user: string, password: string): string => `Basic ${
 //   canonical = METHOD \n PATH \n CANONICAL_QUERY \n TIMESTAMP \n NONCE \n hex(SHA256(body))
 // CANONICAL_QUERY: parameters percent-encoded (RFC 3986), sorted by name then value, joined by &.
 
+export const EMPTY_BODY_SHA256 = sha256hex('');
+
 const rfc3986 = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
 export function canonicalQuery(search: string): string {
@@ -100,10 +102,10 @@ export interface SignedRequest {
 }
 
 export function hmacCanonical(r: SignedRequest): string {
-  const bodyHash = createHash('sha256').update(r.body).digest('hex');
+  const bodyHash = r.body.length === 0 ? EMPTY_BODY_SHA256 : createHash('sha256').update(r.body).digest('hex');
   return [r.method.toUpperCase(), r.path, canonicalQuery(r.query), r.timestamp, r.nonce, bodyHash].join('\n');
 }
 
 export const hmacSign = (r: SignedRequest, secret: string): string => hmacSha256hex(secret, hmacCanonical(r));
 
-export const EMPTY_BODY_SHA256 = sha256hex('');
+

@@ -69,7 +69,7 @@ export function openDatabase(opts: OpenOptions): Database {
   sqlite.pragma(`synchronous = ${opts.sqliteSync ?? 'FULL'}`);
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('foreign_keys = ON');
-  const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return {
     kysely,
     dialect: 'sqlite',
@@ -89,6 +89,31 @@ export function openDatabase(opts: OpenOptions): Database {
       }),
     forUpdate: (q) => q,
     close: () => kysely.destroy(),
+  };
+}
+
+/**
+ * Kysely prepares every query anew; on SQLite preparing costs more than running a small query.
+ * Statements are kept by SQL text (parameters are bound per run) and reused unless busy (an open
+ * iterator), so hot queries are prepared once.
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 500) {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => {
+      cache.clear();
+      sqlite.close();
+    },
+    prepare: (sqlText: string) => {
+      const hit = cache.get(sqlText);
+      if (hit && !hit.busy) return hit;
+      const stmt = sqlite.prepare(sqlText);
+      if (!hit) {
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+        cache.set(sqlText, stmt);
+      }
+      return stmt;
+    },
   };
 }
 
