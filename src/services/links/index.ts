@@ -371,12 +371,16 @@ export async function flushScans(ctx: Ctx): Promise<void> {
       }
       // One transaction (one commit) for the whole batch, in multi-row statements of INSERT_ROWS rows,
       // compiled once per size: this is the scan path's only per-event database cost.
-      await ctx.db.tx(async (trx) => {
-        for (let i = 0; i < batch.length; i += INSERT_ROWS) {
-          const n = Math.min(INSERT_ROWS, batch.length - i);
-          await trx.executeQuery(CompiledQuery.raw(insertSql(ctx.db.dialect, n), params.slice(i * SCAN_COLS.length, (i + n) * SCAN_COLS.length)));
-        }
-      });
+      // Relaxed: scan events may lose their last moments on a power cut, not on a crash.
+      await ctx.db.tx(
+        async (trx) => {
+          for (let i = 0; i < batch.length; i += INSERT_ROWS) {
+            const n = Math.min(INSERT_ROWS, batch.length - i);
+            await trx.executeQuery(CompiledQuery.raw(insertSql(ctx.db.dialect, n), params.slice(i * SCAN_COLS.length, (i + n) * SCAN_COLS.length)));
+          }
+        },
+        { relaxed: true },
+      );
     } catch (e) {
       ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
     } finally {
