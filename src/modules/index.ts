@@ -9,22 +9,27 @@ import { linksModule } from './links.js';
 const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
-const reports: Module[] = [];
+import { reportsModule } from './reports.js';
+const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
 import { codesModule } from './codes.js';
 const codes: Module[] = [codesModule];
 
 // slot: ledger + Ulord (issue 5)
-const ledger: Module[] = [];
+import { ledgerModule } from './ledger.js';
+const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
-const objects: Module[] = [];
+import { objectsModule } from './objects.js';
+const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
-const consoleUi: Module[] = [];
+import { consoleModule } from './console.js';
+const consoleUi: Module[] = [consoleModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

@@ -1,11 +1,10 @@
 /**
  * Short links and their scans. A link maps /s/<code> to something in a service (a redirect URL, a
  * code record, a report). Lookups on the scan path come from an in-process cache; edits invalidate
- * it here and, when REDIS_URL is set, on every other server through a pub/sub channel. Scan events
+ * it here and on every other server through the kernel bus (Redis pub/sub when configured). Scan events
  * are buffered and written in batches, never on the request's critical path.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { CompiledQuery, sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import type { DB } from '../../core/db/schema.js';
@@ -197,7 +196,7 @@ export async function updateLink(ctx: Ctx, code: string, u: { disabled?: boolean
 const CACHE_TTL_MS = 60_000;
 const NEGATIVE_TTL_MS = 2_000;
 const CACHE_MAX = 100_000;
-export const INVALIDATE_CHANNEL = 'menhu:links:invalidate';
+export const LINKS_TOPIC = 'links';
 export const FLUSH_MS = 250;
 export const FLUSH_AT = 500;
 const BUFFER_MAX = 50_000;
@@ -217,15 +216,13 @@ interface State {
   timer: NodeJS.Timeout | null;
   flushing: Promise<void> | null;
   salt: string | null;
-  pub: Redis | null;
-  sub: Redis | null;
   dropped: number;
 }
 
 const states = new WeakMap<Ctx, State>();
 function state(ctx: Ctx): State {
   let s = states.get(ctx);
-  if (!s) states.set(ctx, (s = { cache: new Map(), buffer: [], timer: null, flushing: null, salt: null, pub: null, sub: null, dropped: 0 }));
+  if (!s) states.set(ctx, (s = { cache: new Map(), buffer: [], timer: null, flushing: null, salt: null, dropped: 0 }));
   return s;
 }
 
@@ -234,30 +231,21 @@ function forget(ctx: Ctx, code: string): void {
   states.get(ctx)?.cache.delete(code);
 }
 
-/** Starts the invalidation subscriber (when Redis is configured) and loads the visitor salt. */
+/** Subscribes to invalidations (on every server, through the bus) and loads the visitor salt. */
 export async function startLinks(ctx: Ctx): Promise<void> {
   const s = state(ctx);
   s.salt = await visitorSalt(ctx);
-  if (ctx.config.redisUrl && !s.sub) {
-    const opts = { lazyConnect: false, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: (n: number) => Math.min(n * 200, 2000) };
-    s.pub = new Redis(ctx.config.redisUrl, opts);
-    s.sub = new Redis(ctx.config.redisUrl, { ...opts, enableOfflineQueue: true });
-    s.pub.on('error', () => {});
-    s.sub.on('error', () => {});
-    s.sub.on('message', (_ch: string, code: string) => forget(ctx, code));
-    // A subscriber that was disconnected may have missed invalidations: start over on reconnect.
-    s.sub.on('ready', () => s.cache.clear());
-    s.sub.subscribe(INVALIDATE_CHANNEL).catch(() => {});
-  }
+  ctx.bus.subscribe(
+    LINKS_TOPIC,
+    (code) => forget(ctx, code),
+    () => s.cache.clear(), // a subscriber that was disconnected may have missed invalidations
+  );
 }
 
 export async function stopLinks(ctx: Ctx): Promise<void> {
   const s = states.get(ctx);
   if (!s) return;
   await flushScans(ctx);
-  s.pub?.disconnect();
-  s.sub?.disconnect();
-  s.pub = s.sub = null;
   states.delete(ctx);
 }
 
@@ -283,11 +271,10 @@ export async function resolveLink(ctx: Ctx, code: string): Promise<Link | null> 
   return view;
 }
 
-/** Drops a code from the cache here, and on every server through Redis when configured. */
+/** Drops a code from the cache here, and on every server through the bus. */
 export function invalidateLink(ctx: Ctx, code: string): void {
   forget(ctx, code);
-  const pub = states.get(ctx)?.pub;
-  if (pub && pub.status === 'ready') pub.publish(INVALIDATE_CHANNEL, code).catch(() => {});
+  ctx.bus.publish(LINKS_TOPIC, code);
 }
 
 // ---------------------------------------------------------------------------------------------
