@@ -89,6 +89,7 @@ describe('cli.im dynamicSingleCreate', () => {
     // numbers for choices, location as an object, values as a JSON string, are accepted too
     const alt = [...GOOD];
     (alt as unknown[])[4] = 1;
+    (alt as unknown[])[0] = 13023214212; // a number for a text field
     (alt as unknown[])[6] = { address: '宁波' };
     assert.equal((await call({ template_num: t.templateNum, api_key: key, values: alt })).json.code, 0);
     assert.equal((await call({ template_num: t.templateNum, api_key: key, values: JSON.stringify(GOOD) })).json.code, 0);
