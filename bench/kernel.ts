@@ -110,7 +110,7 @@ function shoot(port: number, r: Ready, o: { duration: number; connections: numbe
   // servers for the CPU (signing goes on, on the fly, should the pool run out).
   const pool = o.bearer ? [] : Array.from({ length: Math.min(o.duration * 40_000, 800_000) }, () => sign(r));
   let next = 0;
-  const setupRequest = (req: Record<string, unknown>) => {
+  const setupRequest = (req: autocannon.Request): autocannon.Request => {
     if (o.bearer) return { ...req, headers: { authorization: `Bearer ${r.key}.${r.secret}` } };
     return { ...req, headers: next < pool.length ? pool[next++] : sign(r) };
   };

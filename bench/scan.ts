@@ -90,7 +90,9 @@ async function main(): Promise<void> {
   const res: Record<Kind, { rps: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
   for (let r = 1; r <= rounds; r++) {
     console.log(`round ${r}`);
-    for (const k of ['raw', 'fastify', 'menhu'] as const) res[k].push(await load(k, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
+    // rotate the order each round so no server always goes first (the machine warms, other load comes and goes)
+    const order = (['raw', 'fastify', 'menhu'] as const).map((_, i, a) => a[(i + r - 1) % a.length]);
+    for (const k of order) res[k].push(await load(k, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
   }
   const m = servers.menhu;
   const counted = (await m.ask<{ scans: number }>('count')).scans;
@@ -101,6 +103,8 @@ async function main(): Promise<void> {
   const fratios = res.fastify.map((x, i) => x.rps / res.raw[i].rps);
   console.log(`\nmenhu / raw per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)} (goal >= 0.8)`);
   console.log(`bare Fastify / raw per round: ${fratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(fratios).toFixed(2)} (the framework's own share)`);
+  const mf = res.menhu.map((x, i) => x.rps / res.fastify[i].rps);
+  console.log(`menhu / bare Fastify per round: ${mf.map((x) => x.toFixed(2)).join(', ')}; median ${median(mf).toFixed(2)}`);
   console.log(`menhu p99: ${res.menhu.map((x) => x.p99).join(', ')} ms (goal <= 15)`);
   // autocannon stops counting at each deadline; up to one request per connection is answered after it.
   const ok = res.menhu.reduce((a, x) => a + x.ok, 0);

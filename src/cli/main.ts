@@ -26,12 +26,12 @@ usage: menhu <command> [options]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
   verify <file> --report ID [--url URL] [--tenant N] [--bundle PATH] [--key VKEY]
                                                       check a report file offline against a proof bundle and the log key
+  codes import <template id | Mn --tenant N> FILE     create dynamic codes from a .csv or .xlsx (header row: field names)
   backup <dir>                                        online backup of the embedded profile (SQLite + data folder)
   restore <dir>                                       verify a backup and restore it into an empty data folder, then check it
   check                                               integrity checks of every service's stored data
   ledger fund <developer|appkey/wallet> <amount> [--key K]   issue ULD to a developer account or a wallet
   ledger audit                                        check the ledger invariants
-  codes import <template id | Mn --tenant N> FILE     create dynamic codes from a .csv or .xlsx (header row: field names)
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -237,6 +237,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = await verifyCommand({ file: sub, report: o.report, url: o.url, tenant: o.tenant, bundle: o.bundle, key: o.key });
       return;
     }
+    case 'codes':
+      return withPlatform(cfg, async (ctx) => (await import('./codes.js')).codesCommand(ctx, pos, intOpt(o.tenant, 'tenant'), die));
     case 'backup': {
       if (!sub) die('usage: menhu backup <dir>');
       const bar = progressBar('backup');

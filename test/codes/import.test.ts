@@ -74,7 +74,7 @@ describe('codes import (CSV / XLSX)', () => {
     assert.equal(out.status, 3, out.stderr); // 3: some rows were rejected
     assert.match(out.stdout, /1500 codes created from 1501 rows \(columns in field order\); 1 rejected/);
     assert.match(out.stdout, /row 1502: values\[0\] \(名称, 单行文本\): a value is required/);
-    assert.match(out.stderr, /1501\/1501 rows/);
+    assert.match(out.stderr, /import M\d+: 100% \(1501\/1501\)/);
     const recs = await listRecords(p.ctx, t.id, { limit: 5000 });
     assert.equal(recs.length, 2 + 1500);
     assert.deepEqual(recs[2].values, ['设备0', '2024-01-01', '1', '1', '{"address":"地址0"}']);

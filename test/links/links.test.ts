@@ -224,6 +224,13 @@ describe('links native REST and analytics', () => {
     assert.equal((await fetch(`${s.url}/s/${c1.json.code}`, { redirect: 'manual' })).status, 302);
   });
 
+  it('documents its routes in the OpenAPI document', async () => {
+    const doc = await http(`${s.url}/rest/v1/openapi.json`);
+    for (const p of ['/rest/v1/links', '/rest/v1/links/{code}', '/rest/v1/links/{code}/qr', '/rest/v1/links/{code}/stats', '/rest/v1/links-stats', '/rest/v1/code-templates/{id}/records']) {
+      assert.ok(doc.json.paths[p], p);
+    }
+  });
+
   it('serves the QR of a link as PNG and SVG, styled', async () => {
     const c = await http(`${s.url}/rest/v1/links`, jsonBody({ url: 'https://example.com/qr' }, auth));
     const png = await fetch(`${s.url}/rest/v1/links/${c.json.code}/qr?scale=4&fg=%23102030&ecl=Q`, { headers: auth });

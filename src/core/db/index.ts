@@ -19,6 +19,15 @@ pg.types.setTypeParser(20, (v: string) => {
   return n;
 });
 
+export interface TxOptions {
+  /**
+   * The commit may wait for the next durable one instead of syncing to disk itself (SQLite WAL:
+   * `synchronous = NORMAL` for this transaction: a power cut can lose it, a crash of the process
+   * cannot). For high-volume data that may lose its last moments, such as scan events.
+   */
+  relaxed?: boolean;
+}
+
 export interface Database {
   kysely: Kysely<DB>;
   dialect: SqlDialect;
@@ -26,7 +35,7 @@ export interface Database {
    * Runs fn in one write transaction. On SQLite it is BEGIN IMMEDIATE on the single connection
    * (writers queue instead of failing on lock upgrade); on PostgreSQL a pooled transaction.
    */
-  tx<T>(fn: (trx: Kysely<DB>) => Promise<T>): Promise<T>;
+  tx<T>(fn: (trx: Kysely<DB>) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** `for update` where the engine has row locks; SQLite's immediate transaction already serialises writers. */
   forUpdate<Q extends { forUpdate(): Q }>(q: Q): Q;
   close(): Promise<void>;
@@ -75,16 +84,22 @@ export function openDatabase(opts: OpenOptions): Database {
     dialect: 'sqlite',
     // Kysely's SQLite driver holds one connection behind a mutex, so connection() serialises
     // whole transactions in this process; BEGIN IMMEDIATE serialises them across processes.
-    tx: (fn) =>
+    tx: (fn, txOpts) =>
       kysely.connection().execute(async (conn) => {
-        await sql`begin immediate`.execute(conn);
+        const relaxed = txOpts?.relaxed && sqlite.pragma('synchronous', { simple: true }) !== 1;
+        if (relaxed) sqlite.pragma('synchronous = NORMAL');
         try {
-          const out = await fn(conn);
-          await sql`commit`.execute(conn);
-          return out;
-        } catch (e) {
-          await sql`rollback`.execute(conn).catch(() => {});
-          throw e;
+          await sql`begin immediate`.execute(conn);
+          try {
+            const out = await fn(conn);
+            await sql`commit`.execute(conn);
+            return out;
+          } catch (e) {
+            await sql`rollback`.execute(conn).catch(() => {});
+            throw e;
+          }
+        } finally {
+          if (relaxed) sqlite.pragma(`synchronous = ${opts.sqliteSync ?? 'FULL'}`);
         }
       }),
     forUpdate: (q) => q,

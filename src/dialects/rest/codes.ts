@@ -255,7 +255,9 @@ export function codesRest(app: FastifyInstance, ctx: Ctx): void {
     { schema: { tags, summary: "The template's records with their links, as an Excel workbook", params: IdParams } },
     async (req, reply) => {
       const { t } = await ownTemplate(req, req.params.id);
-      const wb = new ExcelJS.Workbook();
+      // streamed: rows are written as they are read, so memory does not grow with the template
+      const out = new PassThrough();
+      const wb = new ExcelJS.stream.xlsx.WorkbookWriter({ stream: out, useStyles: true, useSharedStrings: false });
       wb.created = new Date(ctx.clock.now());
       const ws = wb.addWorksheet(t.templateNum);
       ws.columns = [
@@ -268,16 +270,24 @@ export function codesRest(app: FastifyInstance, ctx: Ctx): void {
         { header: '更新 updated', key: 'updated', width: 22 },
       ];
       ws.getRow(1).font = { bold: true };
-      for await (const r of allRecords(t)) {
-        const row: Record<string, unknown> = { id: r.id, code: r.code, url: recordUrl(ctx, r), version: r.version, created: new Date(r.createdAt).toISOString(), updated: new Date(r.updatedAt).toISOString() };
-        t.fields.forEach((f, i) => (row[`f${i}`] = displayValue(f, r.values[i] ?? '')));
-        ws.addRow(row);
-      }
-      const buf = Buffer.from(await wb.xlsx.writeBuffer());
+      void (async () => {
+        try {
+          for await (const r of allRecords(t)) {
+            const row: Record<string, unknown> = { id: r.id, code: r.code, url: recordUrl(ctx, r), version: r.version, created: new Date(r.createdAt).toISOString(), updated: new Date(r.updatedAt).toISOString() };
+            t.fields.forEach((f, i) => (row[`f${i}`] = displayValue(f, r.values[i] ?? '')));
+            ws.addRow(row).commit();
+          }
+          ws.commit();
+          await wb.commit();
+        } catch (e) {
+          req.log.error({ err: e }, 'xlsx export failed');
+          out.destroy(e as Error);
+        }
+      })();
       return reply
         .type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')
         .header('content-disposition', `attachment; filename="${t.templateNum}.xlsx"`)
-        .send(buf);
+        .send(out);
     },
   );
   app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof QrQuery> }>(

@@ -104,7 +104,7 @@ export function linksRest(app: FastifyInstance, ctx: Ctx): void {
       const p = requirePrincipal(req);
       const tenantId = tenantScope(p, req.body.tenant_id) ?? p.tenantId;
       const { link, created } = await ensureLink(ctx, { tenantId, kind: 'url', targetRef: req.body.ref ?? req.body.url, url: req.body.url });
-      return reply.code(created ? 201 : 200).send(linkOut(ctx, { ...link, disabled: false }));
+      return reply.code(created ? 201 : 200).send(linkOut(ctx, created ? { ...link, disabled: false } : ((await getLink(ctx, link.code)) ?? { ...link, disabled: false })));
     },
   );
 

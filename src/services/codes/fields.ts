@@ -103,7 +103,7 @@ export function checkValue(f: FieldDef, raw: unknown, i: number): string {
   }
   if (MEDIA_TYPES.includes(f.type)) no('audio and video fields cannot be set through the API; pass an empty string');
   if (f.type === 'location' && typeof raw === 'object' && !Array.isArray(raw)) raw = JSON.stringify(raw);
-  if (typeof raw === 'number' && (f.type === 'number' || f.type === 'single_choice' || f.type === 'multi_choice')) {
+  if (typeof raw === 'number' && (f.type === 'number' || f.type === 'single_choice' || f.type === 'multi_choice' || f.type === 'single_line' || f.type === 'multi_line')) {
     if (!Number.isFinite(raw)) no('must be a finite number');
     raw = String(raw);
   }
