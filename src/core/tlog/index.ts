@@ -208,6 +208,21 @@ export const logInfo = (ctx: Ctx): LogInfo => rt(ctx).info;
 // ---------------------------------------------------------------------------------------------
 // Reading stored nodes
 
+/** Stored inner nodes (level >= 1) among ids, keyed level/index, hash hex. */
+async function storedNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const part = ids.slice(i, i + CHUNK);
+    const rows = await db
+      .selectFrom('tlog_nodes')
+      .select(['level', 'idx', 'hash'])
+      .where((eb) => eb.or(part.map((n) => eb.and([eb('level', '=', n.level), eb('idx', '=', n.index)]))))
+      .execute();
+    for (const r of rows) out.set(`${Number(r.level)}/${Number(r.idx)}`, r.hash);
+  }
+  return out;
+}
+
 async function fetchNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const uniq = [...new Map(ids.map((n) => [nodeKey(n), n])).values()];
@@ -217,15 +232,7 @@ async function fetchNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, Bu
     const rows = await db.selectFrom('tlog_entries').select(['idx', 'leaf_hash']).where('idx', 'in', leaves.slice(i, i + CHUNK)).execute();
     for (const r of rows) out.set(`0/${Number(r.idx)}`, Buffer.from(r.leaf_hash, 'hex'));
   }
-  for (let i = 0; i < inner.length; i += CHUNK) {
-    const part = inner.slice(i, i + CHUNK);
-    const rows = await db
-      .selectFrom('tlog_nodes')
-      .select(['level', 'idx', 'hash'])
-      .where((eb) => eb.or(part.map((n) => eb.and([eb('level', '=', n.level), eb('idx', '=', n.index)]))))
-      .execute();
-    for (const r of rows) out.set(`${Number(r.level)}/${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
-  }
+  for (const [k, h] of await storedNodes(db, inner)) out.set(k, Buffer.from(h, 'hex'));
   for (const n of uniq) if (!out.has(nodeKey(n))) throw new Error(`tlog node ${nodeKey(n)} is missing from storage`);
   return out;
 }
@@ -460,7 +467,6 @@ export async function checkTlog(ctx: Ctx): Promise<string[]> {
   for (;;) {
     const rows = await db.selectFrom('tlog_entries').select(['idx', 'leaf_hash', 'data']).where('idx', '>=', f.size).orderBy('idx').limit(PAGE).execute();
     if (rows.length === 0) break;
-    const nodes = new Map<string, string>();
     const created: { level: number; index: number; hash: Buffer }[] = [];
     for (const r of rows) {
       if (Number(r.idx) !== f.size) {
@@ -472,15 +478,7 @@ export async function checkTlog(ctx: Ctx): Promise<string[]> {
       created.push(...frontierAppend(f, lh));
       checkAt(f.size);
     }
-    for (let i = 0; i < created.length; i += CHUNK) {
-      const part = created.slice(i, i + CHUNK);
-      const got = await db
-        .selectFrom('tlog_nodes')
-        .select(['level', 'idx', 'hash'])
-        .where((eb) => eb.or(part.map((n) => eb.and([eb('level', '=', n.level), eb('idx', '=', n.index)]))))
-        .execute();
-      for (const g of got) nodes.set(`${Number(g.level)}/${Number(g.idx)}`, g.hash);
-    }
+    const nodes = await storedNodes(db, created);
     for (const n of created) if (nodes.get(nodeKey(n)) !== n.hash.toString('hex')) problems.push(`tlog: stored node ${nodeKey(n)} is missing or wrong`);
   }
   if (f.size !== state.size) problems.push(`tlog: the state says ${state.size} entries, the table has ${f.size}`);
