@@ -2,6 +2,7 @@
  * A capability plugged into the platform. Each service brings one Module (in src/modules/<name>.ts)
  * that wires its pieces together without the kernel knowing them:
  * - migrations register themselves when the module's files are imported (defineMigration);
+ * - schema creates/alters tables declared in configuration (run by `menhu migrate` and at start);
  * - init runs once per process after the database is migrated (register job kinds, start flushers);
  * - rest adds routes to the native API (inside /rest/v1: shared auth, problem+json, OpenAPI);
  * - mount adds routes at the server root (dialects, public pages);
@@ -9,7 +10,9 @@
  * - close stops what init started.
  */
 import type { FastifyInstance } from 'fastify';
+import type { Config } from './core/config.js';
 import type { Ctx } from './core/context.js';
+import type { Database } from './core/db/index.js';
 
 export interface DemoSeed {
   tenantId: number;
@@ -20,6 +23,8 @@ export interface DemoSeed {
 export interface Module {
   name: string;
   init?(ctx: Ctx): Promise<void> | void;
+  /** Creates/alters tables that are declared outside migrations (e.g. from a schema file); run by `menhu migrate` and at start. Returns one line per change. */
+  schema?(db: Database, config: Config): Promise<string[]>;
   rest?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
   mount?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
   demo?(ctx: Ctx, seed: DemoSeed): Promise<void> | void;

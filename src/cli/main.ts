@@ -180,6 +180,7 @@ export async function main(argv: string[]): Promise<void> {
       const db = openDatabase({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
       try {
         const done = await migrate(db);
+        for (const m of MODULES) if (m.schema) done.push(...(await m.schema(db, cfg)));
         console.log(done.length ? `applied: ${done.join(', ')}` : 'schema is up to date');
       } finally {
         await db.close();

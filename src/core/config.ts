@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** One typed configuration, read from the environment (and CLI flags layered on top). */
 export interface Config {
@@ -34,6 +35,8 @@ export interface Config {
   jobConcurrency: number;
   logLevel: string;
   bqpPrefix: string;
+  /** Schema file (YAML or JSON) declaring the BQP objects; default: the shipped example. */
+  bqpSchema: string;
   trustProxy: boolean;
   photos: PhotosConfig;
 }
@@ -111,6 +114,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     jobConcurrency: int(env, 'MENHU_JOB_CONCURRENCY', 1),
     logLevel: env.LOG_LEVEL ?? 'info',
     bqpPrefix: env.MENHU_BQP_PREFIX ?? '/api',
+    bqpSchema: resolve(env.MENHU_BQP_SCHEMA || fileURLToPath(new URL('../../examples/bqp-schema.yaml', import.meta.url))),
     trustProxy: bool(env, 'MENHU_TRUST_PROXY', false),
     photos: {
       maxPixels: int(env, 'MENHU_PHOTOS_MAX_PIXELS', 2_000_000),

@@ -42,6 +42,9 @@ export const ERROR_CODES = [
   'NOT_PURCHASED', // content must be paid for first
   'PAYMENT_REFUSED', // a transfer that cannot be made (to self, idempotency key reused with other content)
   'PROCESSING_FAILED', // an input could not be decoded, or processing it failed
+  'UNKNOWN_FIELD', // a query names a field the object does not declare
+  'DB_ERROR', // the database refused a statement (constraint, type)
+  'ABORTED', // not run because an earlier step of the same transaction failed
   'INTERNAL',
   // reports
   'REPORT_EXISTS', // commit of a report ID that is already registered
@@ -111,6 +114,9 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_PURCHASED: 402,
   PAYMENT_REFUSED: 409,
   PROCESSING_FAILED: 422,
+  UNKNOWN_FIELD: 400,
+  DB_ERROR: 500,
+  ABORTED: 409,
   INTERNAL: 500,
   REPORT_EXISTS: 409,
   REPORT_RECALLED: 409,

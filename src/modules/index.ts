@@ -24,9 +24,11 @@ import { photosModule } from './photos.js';
 const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
-const objects: Module[] = [];
+import { objectsModule } from './objects.js';
+const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
-const consoleUi: Module[] = [];
+import { consoleModule } from './console.js';
+const consoleUi: Module[] = [consoleModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

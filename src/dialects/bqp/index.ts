@@ -1,0 +1,531 @@
+/**
+ * The BQP dialect (JDCloud business query protocol, seed 004) mounted at ctx.config.bqpPrefix.
+ * Parses a call (`/api/Obj.verb`, `?ac=`, RESTful aliases), authenticates it (session cookie
+ * `{app}id`, HTTP Basic, `_sign`), hands it to the objects service and words the result:
+ * always HTTP 200 with `[0, data]` or `[code, message, internal]`.
+ */
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Ctx } from '../../core/context.js';
+import type { App } from '../../core/credentials/apps.js';
+import { verifyBasic, verifyBqpSign } from '../../core/credentials/verify.js';
+import { DomainError, isDomainError } from '../../core/errors.js';
+import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
+import { andAll, condTree } from '../../services/objects/query.js';
+import { parseTable } from '../../services/objects/crud.js';
+import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
+import { clientIp, header } from '../http.js';
+import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
+
+class BqpFail extends Error {
+  constructor(
+    readonly code: number,
+    readonly userMessage: string,
+    readonly internal: unknown = null,
+  ) {
+    super(userMessage);
+  }
+}
+
+/** One call as the dispatcher sees it. */
+interface Call {
+  ac: string;
+  url: PObj;
+  body: PObj;
+  /** the body was not an object (text for batchAdd, bytes for raw upload) */
+  rawBody: unknown;
+  method: string;
+}
+
+interface Who {
+  appType: AppType;
+  session: SessionData | null;
+  token: string | undefined;
+  /** Basic / _sign credential, valid only for the calls its allowedAc lists */
+  ext: { caller: Caller; allowedAc: string[]; session: SessionData } | null;
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v);
+
+function str(v: PVal | undefined): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return v === '' ? undefined : v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return undefined;
+}
+
+const glob = (pat: string, s: string): boolean => new RegExp('^' + pat.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$').test(s);
+
+function failOf(err: unknown, req: FastifyRequest | null): BqpFail {
+  if (err instanceof BqpFail) return err;
+  if (isDomainError(err)) {
+    const code = WIRE[err.code] ?? E.SERVER;
+    const um = typeof err.details?.userMessage === 'string' ? err.details.userMessage : /[\u4e00-\u9fff]/.test(err.message) ? err.message : MESSAGES[code];
+    return new BqpFail(code, um, err.message);
+  }
+  const e = err as { code?: string; name?: string; statusCode?: number; message?: string };
+  if (e && (e.name === 'SqliteError' || (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.name === 'error'))) {
+    return new BqpFail(E.DB, MESSAGES[E.DB], null);
+  }
+  if (e && typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return new BqpFail(E.PARAM, MESSAGES[E.PARAM], e.message ?? null);
+  req?.log.error({ err }, 'bqp call failed');
+  return new BqpFail(E.SERVER, MESSAGES[E.SERVER], req ? `request ${req.id}` : null);
+}
+
+export interface BqpOptions {
+  ctx: Ctx;
+  svc: ObjectsService;
+}
+
+export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions): Promise<void> {
+  const prefix = ctx.config.bqpPrefix.replace(/\/+$/, '');
+
+  await app.register(multipart, { limits: { fileSize: Math.min(ctx.config.uploadLimit, 20 * 1024 * 1024), files: 20, fields: 200, parts: 220 } });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const s = String(body);
+    if (s.trim() === '') return done(null, {});
+    try {
+      done(null, JSON.parse(s));
+    } catch {
+      done(null, { __badJson: true });
+    }
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: ctx.config.uploadLimit }, (_req, body, done) => done(null, body));
+
+  // CORS with credentials, reflected origin (browser clients run from other origins)
+  app.addHook('onSend', async (req, reply, payload) => {
+    const origin = header(req, 'origin');
+    if (origin) {
+      reply.header('Access-Control-Allow-Origin', origin);
+      reply.header('Access-Control-Allow-Credentials', 'true');
+      reply.header('Access-Control-Expose-Headers', 'X-Daca-Server-Rev, X-Daca-Test-Mode, X-Daca-Mock-Mode');
+      reply.header('Vary', 'Origin');
+      const h = header(req, 'access-control-request-headers');
+      if (h) reply.header('Access-Control-Allow-Headers', h);
+      const m = header(req, 'access-control-request-method');
+      if (m) reply.header('Access-Control-Allow-Methods', m);
+    }
+    return payload;
+  });
+  // Fastify-level failures (too large, bad multipart) are still BQP answers
+  app.setErrorHandler((err, req, reply) => {
+    const f = failOf(err, req);
+    return sendEnvelope(reply, envOf(req), f.code, f.userMessage, f.internal);
+  });
+
+  const envOf = (req: FastifyRequest): Envelope => {
+    const q = (req as { bqpUrl?: PObj }).bqpUrl ?? parseQueryString(req.url.split('?')[1] ?? '');
+    return { raw: str(q._raw), retfn: str(q.retfn), jsonp: str(q._jsonp) };
+  };
+
+  function sendEnvelope(reply: FastifyReply, env: Envelope, code: number, data: unknown, internal: unknown = null): FastifyReply {
+    const text = envelopeText(env, code, data, internal);
+    (reply as { bqpRet?: number; bqpText?: string }).bqpRet = code;
+    (reply as { bqpText?: string }).bqpText = text;
+    return reply
+      .code(200)
+      .type(env.retfn === 'obj' || env.raw ? 'text/plain; charset=UTF-8' : 'text/plain; charset=UTF-8')
+      .header('Cache-Control', 'no-cache')
+      .send(text);
+  }
+
+  // --- auth ------------------------------------------------------------------------------------
+
+  async function who(req: FastifyRequest, call: Call): Promise<Who> {
+    const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
+    const rawApp = param('_app') ?? 'user';
+    const t = rawApp.replace(/(-.*|\d+)$/, '');
+    const appType: AppType = t === 'emp' ? 'emp' : t === 'admin' ? 'admin' : 'user';
+    const token = req.cookies?.[`${appType}id`];
+    const session = await svc.session(appType, token);
+    let ext: Who['ext'] = null;
+    if (!session) {
+      const ip = clientIp(req);
+      const sign = param('_sign');
+      let used: App | null = null;
+      let def = null;
+      if (sign !== undefined) {
+        used = await verifyBqpSign(ctx, { timestamp: param('timestamp'), sign, partnerId: param('partnerId') }, { ip });
+        def = svc.schema.auth.sign;
+      } else if (header(req, 'authorization')) {
+        used = await verifyBasic(ctx, header(req, 'authorization'), { ip }).catch((e) => {
+          if (isDomainError(e) && ['KEY_UNKNOWN', 'SECRET_INVALID', 'APP_BLOCKED', 'APP_EXPIRED', 'IP_FORBIDDEN'].includes(e.code)) return null;
+          throw e;
+        });
+        def = svc.schema.auth.basic;
+      }
+      if (used && def) {
+        const s: SessionData = def.role === 'admin' ? { app: 'admin', adminId: def.session.adminId ?? -9999 } : def.role === 'user' ? { app: 'user', uid: def.session.uid ?? -9999 } : { app: 'emp', empId: def.session.empId ?? -9999 };
+        const caller = def.role === 'guest' ? { role: 'guest' as const, loggedIn: true, vars: {} } : callerOf(s);
+        ext = { caller, allowedAc: def.allowedAc, session: s };
+      }
+    }
+    return { appType, session, token, ext };
+  }
+
+  function callerFor(w: Who, ac: string): { caller: Caller; session: SessionData | null } {
+    if (w.session) return { caller: callerOf(w.session), session: w.session };
+    if (w.ext && w.ext.allowedAc.some((p) => glob(p, ac))) return { caller: w.ext.caller, session: w.ext.session };
+    return { caller: callerOf(null), session: null };
+  }
+
+  // --- one call ----------------------------------------------------------------------------------
+
+  function objParams(call: Call): ObjParams {
+    const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
+    const cond = andAll([condTree(call.url.cond), condTree(call.body.cond)]);
+    const gcond = andAll([condTree(call.url.gcond, 'gcond'), condTree(call.body.gcond, 'gcond')]);
+    const subRes: Record<string, string> = {};
+    for (const src of [call.body, call.url]) for (const [k, v] of Object.entries(src)) if (k.startsWith('res_') && typeof v === 'string') subRes[k.slice(4)] = v;
+    // POST fields: the body minus query parameters (URL parameters are never fields)
+    const body: Record<string, unknown> = {};
+    const QUERY_KEYS = new Set(['cond', 'gcond', 'res', 'gres', 'orderby', 'pagesz', 'pagekey', 'page', 'fmt', 'rows']);
+    for (const [k, v] of Object.entries(call.body)) if (!QUERY_KEYS.has(k) && !k.startsWith('res_')) body[k] = v;
+    return { param, body, cond, gcond, subRes };
+  }
+
+  async function dispatch(req: FastifyRequest, reply: FastifyReply | null, call: Call, w: Who, inBatch: null | { exec: import('../../services/objects/crud.js').Exec | null }): Promise<{ data: unknown; sent?: boolean; setCookie?: string; clearCookie?: boolean; userId?: number | null }> {
+    const ac = call.ac;
+    const { caller, session } = callerFor(w, ac);
+    const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
+    const om = /^([A-Z]\w*)\.([a-z]\w*)$/.exec(ac);
+    if (om) {
+      const [, obj, op] = om;
+      const p = objParams(call);
+      if (op === 'batchAdd') p.rows = batchRows(call, param);
+      const write = !['get', 'query'].includes(op);
+      const run = (x: import('../../services/objects/crud.js').Exec) => svc.objectCall(x, caller, obj, op, p);
+      const r = inBatch?.exec ? await run(inBatch.exec) : await svc.run(write, run);
+      if (r.kind === 'data') return { data: r.data };
+      const shaped = shapeQuery(r.result, r.fmt);
+      if (shaped === undefined) {
+        if (!reply || inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'export formats cannot be used in batch');
+        await sendExport(reply, r.result, r.fmt, param('fname') ?? obj);
+        return { data: null, sent: true };
+      }
+      if (!shaped.ok) throw new BqpFail(E.PARAM, shaped.message, shaped.internal);
+      return { data: shaped.data };
+    }
+    if (!/^[a-z]\w*$/.test(ac)) throw new BqpFail(E.PARAM, '接口不支持', `Bad request - unknown ac: ${ac}`);
+    if (inBatch?.exec && !['whoami'].includes(ac)) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot run inside a batch transaction`);
+    switch (ac) {
+      case 'login': {
+        const r = await svc.login(w.appType, param('uname') ?? param('phone'), param('pwd'));
+        return { data: { ...r.info, id: r.info.id, _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
+      }
+      case 'whoami':
+        return { data: await svc.whoami(session, caller) };
+      case 'logout':
+        await svc.logout(w.token);
+        return { data: 'OK', clearCookie: true };
+      case 'upload': {
+        if (!caller.loggedIn) throw new DomainError('NOT_LOGGED_IN', '未登录');
+        if (!reply || inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'upload cannot be used in batch');
+        const parts = await uploadParts(req, call, param);
+        const by = session ? `${session.app}:${session.uid ?? session.empId ?? session.adminId}` : null;
+        const out = await upload(ctx, parts, { genThumb: param('genThumb') === '1', autoResize: param('autoResize') !== '0', by });
+        return { data: out.map((u) => ({ id: u.id, ...(u.thumbId ? { thumbId: u.thumbId } : {}), orgName: u.orgName, size: u.size })) };
+      }
+      case 'att':
+      case 'pic':
+        if (!reply || inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot be used in batch`);
+        if (ac === 'att') await sendAtt(req, reply, param);
+        else sendPic(reply, param);
+        return { data: null, sent: true };
+      case 'batch':
+        if (inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'batch cannot be nested');
+        return { data: await runBatch(req, call, w) };
+      default:
+        throw new BqpFail(E.PARAM, '接口不支持', `Bad request - unknown ac: ${ac}`);
+    }
+  }
+
+  function batchRows(call: Call, param: (n: string) => string | undefined): Record<string, unknown>[] {
+    if (isObj(call.rawBody) && Array.isArray(call.rawBody.list)) return (call.rawBody.list as unknown[]).filter(isObj);
+    if (Array.isArray(call.body.list)) return (call.body.list as unknown[]).filter(isObj) as Record<string, unknown>[];
+    const text = typeof call.rawBody === 'string' ? call.rawBody : Buffer.isBuffer(call.rawBody) ? call.rawBody.toString('utf8') : null;
+    if (text === null) throw new DomainError('VALIDATION', 'batchAdd needs a table (text) or {list:[…]}');
+    return parseTable(text, param('title'));
+  }
+
+  async function uploadParts(req: FastifyRequest, call: Call, param: (n: string) => string | undefined): Promise<UploadPart[]> {
+    const fmt = param('fmt');
+    if (fmt === 'raw' || fmt === 'raw_b64') {
+      const name = param('f');
+      if (!name) throw new DomainError('VALIDATION', '缺少参数`f`');
+      let data = Buffer.isBuffer(call.rawBody) ? call.rawBody : typeof call.rawBody === 'string' ? Buffer.from(call.rawBody) : null;
+      if (!data) throw new DomainError('VALIDATION', '上传失败!没有内容');
+      if (fmt === 'raw_b64') data = Buffer.from(data.toString('latin1').replace(/^data:[^,]*,/, ''), 'base64');
+      return [{ name: name.split(/[\\/]/).pop()!, data }];
+    }
+    const parts = (req as { bqpFiles?: { field: string; name: string; data: Buffer }[] }).bqpFiles ?? [];
+    const only = param('f')?.split(',');
+    return parts.filter((p) => !only || only.includes(p.field)).map((p) => ({ name: p.name, data: p.data }));
+  }
+
+  async function sendAtt(req: FastifyRequest, reply: FastifyReply, param: (n: string) => string | undefined): Promise<void> {
+    const n = (k: string) => {
+      const v = param(k);
+      return v !== undefined && /^\d{1,15}$/.test(v) ? Number(v) : undefined;
+    };
+    const idRaw = param('id');
+    const thumbIdRaw = param('thumbId');
+    const found =
+      (idRaw !== undefined && n('id') === undefined) || (thumbIdRaw !== undefined && n('thumbId') === undefined)
+        ? null
+        : await findFile(ctx, { id: n('id'), thumb: param('thumb') === '1', thumbId: n('thumbId') });
+    if (!found) {
+      reply.code(404).header('Cache-Control', 'no-cache').type('text/plain; charset=UTF-8').send('');
+      return;
+    }
+    const { row, etag } = found;
+    if (header(req, 'if-none-match') === etag) {
+      reply.code(304).header('Etag', etag).send();
+      return;
+    }
+    let body;
+    try {
+      body = await ctx.blobs.stream(row.blob_key);
+    } catch {
+      reply.code(404).type('text/plain; charset=UTF-8').send('');
+      return;
+    }
+    const inline = param('down') === '0' || (param('down') !== '1' && /^(image|video|audio)\//.test(row.mime));
+    const name = row.org_name;
+    const ascii = /^[\x20-\x7e]+$/.test(name) && !/["\\]/.test(name);
+    const disp = `${inline ? '' : 'attachment; '}filename="${ascii ? name : name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"${ascii ? '' : `; filename*=UTF-8''${encodeURIComponent(name)}`}`;
+    reply
+      .code(200)
+      .type(row.mime)
+      .header('Content-Length', String(body.row.size))
+      .header('Etag', etag)
+      .header('Cache-Control', 'max-age=99999999')
+      .header('Content-Disposition', disp)
+      .send(body.body);
+  }
+
+  function sendPic(reply: FastifyReply, param: (n: string) => string | undefined): void {
+    const ids = (k: string) => (param(k) ?? '').split(',').map((s) => s.trim().split(':')[0]).filter((s) => /^\d{1,15}$/.test(s));
+    let html = '';
+    if (param('thumbId')) for (const id of ids('thumbId')) html += `<img src='./att?thumbId=${id}'><br/>\n`;
+    else if (param('smallId')) for (const id of ids('smallId')) html += `<a href='./att?thumbId=${id}' target='_blank'><img src='./att?id=${id}'></a><br/>\n`;
+    else if (param('thumb') === '1') for (const id of ids('id')) html += `<a href='./att?id=${id}' target='_blank'><img src='./att?id=${id}&thumb=1'></a><br/>\n`;
+    else for (const id of ids('id')) html += `<img src='./att?id=${id}'><br/>\n`;
+    reply.code(200).type('text/html; charset=UTF-8').header('Cache-Control', 'no-cache').send(html);
+  }
+
+  // --- batch ---------------------------------------------------------------------------------------
+
+  async function runBatch(req: FastifyRequest, call: Call, w: Who): Promise<unknown[]> {
+    if (call.method !== 'POST') throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], "batch MUST use `POST' method");
+    const list = call.rawBody;
+    if (!Array.isArray(list)) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'batch body must be a JSON array');
+    if (list.length > 100) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'at most 100 calls per batch');
+    const useTrans = str(call.url.useTrans) === '1';
+    const results: unknown[][] = [];
+    const one = async (item: unknown, exec: import('../../services/objects/crud.js').Exec | null): Promise<unknown[]> => {
+      try {
+        if (!isObj(item) || typeof item.ac !== 'string' || !item.ac) return [E.PARAM, '参数错误', "bad batch request: require `ac'"];
+        const refs = Array.isArray(item.ref) ? item.ref.filter((x): x is string => typeof x === 'string') : [];
+        const get = isObj(item.get) ? (substitute(item.get, refs, results) as PObj) : {};
+        const post = isObj(item.post) ? (substitute(item.post, refs, results) as PObj) : {};
+        const sub: Call = { ac: item.ac, url: get, body: post, rawBody: post, method: 'POST' };
+        const r = await dispatch(req, null, sub, w, { exec });
+        return [0, r.data ?? null];
+      } catch (e) {
+        const f = failOf(e, req);
+        return [f.code, f.userMessage, f.internal];
+      }
+    };
+    if (!useTrans) {
+      for (const item of list) results.push(await one(item, null));
+      return results;
+    }
+    const ROLLBACK = new Error('batch rollback');
+    try {
+      await ctx.db.tx(async (trx) => {
+        const exec = svc.exec(trx as never);
+        let failed = false;
+        for (const item of list) {
+          if (failed) {
+            results.push([E.ABORT, '事务失败，取消执行', 'batch call cancelled.']);
+            continue;
+          }
+          const r = await one(item, exec);
+          results.push(r);
+          if (r[0] !== 0) failed = true;
+        }
+        if (failed) throw ROLLBACK;
+      });
+    } catch (e) {
+      if (e !== ROLLBACK) throw e;
+    }
+    return results;
+  }
+
+  // --- routes ----------------------------------------------------------------------------------------
+
+  async function handle(req: FastifyRequest, reply: FastifyReply, pathCall: string | null, rest: string[]): Promise<FastifyReply> {
+    if (req.method === 'OPTIONS') return reply.code(200).send('');
+    const started = Date.now();
+    const url = parseQueryString(req.url.split('?')[1] ?? '');
+    (req as { bqpUrl?: PObj }).bqpUrl = url;
+    const env: Envelope = { raw: str(url._raw), retfn: str(url.retfn), jsonp: str(url._jsonp) };
+    let ac = '';
+    let logUser: number | null = null;
+    let retCode = 0;
+    try {
+      let body: PObj = {};
+      let rawBody: unknown = req.body;
+      if (req.isMultipart()) {
+        const files: { field: string; name: string; data: Buffer }[] = [];
+        const flat: Record<string, string> = {};
+        for await (const part of req.parts()) {
+          if (part.type === 'file') files.push({ field: part.fieldname, name: part.filename || part.fieldname, data: await part.toBuffer() });
+          else flat[part.fieldname] = String(part.value);
+        }
+        (req as { bqpFiles?: typeof files }).bqpFiles = files;
+        body = nestForm(flat);
+        rawBody = body;
+      } else if (req.method !== 'GET' && isObj(req.body)) {
+        if ((req.body as { __badJson?: boolean }).__badJson) throw new BqpFail(E.PARAM, '参数不正确', 'bad json-format body');
+        const ct = header(req, 'content-type') ?? '';
+        body = /json/i.test(ct) ? (req.body as PObj) : nestForm(req.body as Record<string, unknown>);
+      } else if (req.method !== 'GET' && Array.isArray(req.body)) {
+        rawBody = req.body;
+      } else if (req.method === 'GET') rawBody = null;
+
+      // call name: _ac, then the path, then ac (no path)
+      let callUrl = url;
+      if (str(url._ac)) ac = str(url._ac)!;
+      else if (pathCall !== null) {
+        ac = pathCall;
+        if (/^[A-Z]\w*$/.test(pathCall)) {
+          // RESTful: /Ordr, /Ordr/123, /Ordr/123/cancel, /Ordr/cancel/123
+          const [a, b] = rest;
+          const idLike = (s: string | undefined) => s !== undefined && /^-?\d+$/.test(s);
+          callUrl = { ...url };
+          if (rest.length === 0) {
+            if (req.method === 'GET') ac = `${pathCall}.query`;
+            else if (req.method === 'POST') ac = `${pathCall}.add`;
+            else throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `bad method ${req.method} for ${pathCall}`);
+          } else if (rest.length === 1 && idLike(a)) {
+            callUrl.id = a;
+            const m = { GET: 'get', PATCH: 'set', PUT: 'set', DELETE: 'del' }[req.method];
+            if (!m) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `bad method ${req.method} for ${pathCall}/${a}`);
+            ac = `${pathCall}.${m}`;
+          } else if (rest.length === 2 && (idLike(a) || idLike(b)) && (req.method === 'GET' || req.method === 'POST')) {
+            callUrl.id = idLike(a) ? a : b;
+            ac = `${pathCall}.${idLike(a) ? b : a}`;
+          } else throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'bad RESTful URL');
+          if (req.method === 'PATCH' && Buffer.isBuffer(rawBody)) body = parseQueryString(rawBody.toString('utf8'));
+        } else if (rest.length) throw new BqpFail(E.PARAM, '接口不支持', `Bad request - unknown ac: ${pathCall}/${rest.join('/')}`);
+      } else if (str(url.ac)) ac = str(url.ac)!;
+      else throw new BqpFail(E.PARAM, '缺少参数`ac`', 'require param `ac`');
+      if (ac.length > 100) throw new BqpFail(E.PARAM, '接口不支持', 'Bad request - ac too long');
+
+      const call: Call = { ac, url: callUrl, body, rawBody, method: req.method };
+      const w = await who(req, call);
+      logUser = w.session?.uid ?? null;
+      const r = await dispatch(req, reply, call, w, null);
+      if (r.userId !== undefined) logUser = r.userId;
+      if (r.sent) return reply;
+      const cookiePath = prefix || '/';
+      if (r.setCookie) reply.setCookie(`${w.appType}id`, r.setCookie, { path: cookiePath, httpOnly: true, sameSite: 'lax', maxAge: 30 * 24 * 3600 });
+      if (r.clearCookie) reply.clearCookie(`${w.appType}id`, { path: cookiePath });
+      return sendEnvelope(reply, env, 0, r.data);
+    } catch (e) {
+      const f = failOf(e, req);
+      retCode = f.code;
+      return sendEnvelope(reply, env, f.code, f.userMessage, f.internal);
+    } finally {
+      if (ac !== 'att' && ac !== 'pic') {
+        const text = (reply as { bqpText?: string }).bqpText ?? '';
+        svc.logCall({
+          tm: ctx.clock.now(),
+          addr: clientIp(req),
+          ua: header(req, 'user-agent'),
+          app: str(url._app) ?? 'user',
+          ac: ac || '(none)',
+          userId: logUser,
+          t: Date.now() - started,
+          retval: (reply as { bqpRet?: number }).bqpRet ?? retCode,
+          req: redact(url, req.body),
+          res: text,
+          reqsz: Number(header(req, 'content-length') ?? 0) + req.url.length,
+          ressz: Buffer.byteLength(text),
+          ver: str(url._ver),
+        });
+      }
+    }
+  }
+
+  const methods = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'] as const;
+  app.route({ method: [...methods], url: '/', handler: (req, reply) => handle(req, reply, null, []) });
+  app.route({ method: [...methods], url: '/:call', handler: (req, reply) => handle(req, reply, (req.params as { call: string }).call, []) });
+  app.route({ method: [...methods], url: '/:call/:a', handler: (req, reply) => handle(req, reply, (req.params as { call: string }).call, [(req.params as { a: string }).a]) });
+  app.route({ method: [...methods], url: '/:call/:a/:b', handler: (req, reply) => handle(req, reply, (req.params as { call: string }).call, [(req.params as { a: string }).a, (req.params as { b: string }).b]) });
+}
+
+const SECRET_KEY = /pwd|passw|secret|token|_sign/i;
+
+function redact(url: PObj, body: unknown): string {
+  const clean = (o: unknown): unknown => (isObj(o) ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, SECRET_KEY.test(k) ? '***' : v])) : Buffer.isBuffer(o) ? `(${o.length} bytes)` : o);
+  try {
+    return JSON.stringify({ get: clean(url), post: clean(body) ?? null }).slice(0, 2000);
+  } catch {
+    return '';
+  }
+}
+
+// --- batch references: {$1.id}, {$-1}, {$-2 - $-1} ---------------------------------------------
+
+function substitute(o: Record<string, unknown>, refs: string[], results: unknown[][]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) out[k] = refs.includes(k) && typeof v === 'string' ? subst(v, results) : v;
+  return out;
+}
+
+function subst(s: string, results: unknown[][]): unknown {
+  const whole = /^\{([^{}]*)\}$/.exec(s);
+  if (whole) return evalRef(whole[1], results);
+  return s.replace(/\{([^{}]*)\}/g, (_, e) => {
+    const v = evalRef(e, results);
+    return v === null || v === undefined ? 'null' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  });
+}
+
+/** A tiny safe evaluator: refs `$n`/`$-n` with `.prop` / `[i]`, numbers, + - * /. */
+function evalRef(expr: string, results: unknown[][]): unknown {
+  const toks = expr.match(/\$-?\d+|\.[A-Za-z_]\w*|\[\d+\]|\d+(?:\.\d+)?|[-+*/]|\S/g) ?? [];
+  let i = 0;
+  const term = (): unknown => {
+    const t = toks[i++];
+    if (t === undefined) return undefined;
+    if (/^\d/.test(t)) return Number(t);
+    if (!t.startsWith('$')) return undefined;
+    const n = Number(t.slice(1));
+    const idx = n < 0 ? results.length + n : n - 1;
+    const r = results[idx];
+    let v: unknown = r && r[0] === 0 ? r[1] : undefined;
+    while (i < toks.length && (toks[i].startsWith('.') || toks[i].startsWith('['))) {
+      const p = toks[i++];
+      const key = p.startsWith('.') ? p.slice(1) : p.slice(1, -1);
+      v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+    }
+    return v;
+  };
+  let v = term();
+  while (i < toks.length) {
+    const op = toks[i++];
+    const b = term();
+    if (typeof v !== 'number' && !(typeof v === 'string' && v !== '' && !isNaN(Number(v)))) return null;
+    if (typeof b !== 'number' && !(typeof b === 'string' && b !== '' && !isNaN(Number(b)))) return null;
+    const x = Number(v);
+    const y = Number(b);
+    v = op === '+' ? x + y : op === '-' ? x - y : op === '*' ? x * y : op === '/' ? (y === 0 ? null : x / y) : null;
+    if (v === null) return null;
+  }
+  return v === undefined ? null : v;
+}

@@ -1,0 +1,264 @@
+/**
+ * The objects service: declared objects (schema file), their tables, queries and writes, login
+ * sessions of the objects' own users, uploaded files and the call log. No HTTP in here: the BQP
+ * dialect parses requests into these calls and words the results.
+ */
+import { sql, type Kysely } from 'kysely';
+import type { Ctx } from '../../core/context.js';
+import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
+import { DomainError } from '../../core/errors.js';
+import { login as developerLogin, logout as developerLogout } from '../../services/accounts/index.js';
+import { addObj, batchAdd, delIf, delObj, setIf, setObj, timeText, type Exec } from './crud.js';
+import { syncSchema } from './ddl.js';
+import type { Node } from './expr.js';
+import { deny, intParam, runQuery, type Caller, type QueryResult } from './query.js';
+import { loadSchemaFile, type ObjectDef, type Schema } from './schema.js';
+import './tables.js';
+
+export type { Caller, QueryResult } from './query.js';
+export type { Schema } from './schema.js';
+
+export const SESSION_MS = 30 * 24 * 3600 * 1000;
+export type AppType = 'user' | 'emp' | 'admin';
+
+/** What a call carries besides its name, already split by the dialect. */
+export interface ObjParams {
+  /** a plain parameter, URL first then body ("" counts as absent) */
+  param(name: string): string | undefined;
+  /** the POST fields (add/set) */
+  body: Record<string, unknown>;
+  cond: Node | null;
+  gcond: Node | null;
+  /** res_<sub> parameters */
+  subRes: Record<string, string>;
+  /** rows for batchAdd */
+  rows?: Record<string, unknown>[];
+}
+
+export type ObjResult = { kind: 'data'; data: unknown } | { kind: 'query'; result: QueryResult; fmt: string };
+
+export interface SessionData {
+  app: AppType;
+  uid?: number;
+  empId?: number;
+  adminId?: number;
+  perms?: string;
+}
+
+export function callerOf(s: SessionData | null): Caller {
+  if (!s) return { role: 'guest', loggedIn: false, vars: {} };
+  if (s.app === 'admin') return { role: 'admin', loggedIn: true, vars: { adminId: s.adminId } };
+  if (s.app === 'emp') return { role: 'employee', loggedIn: true, vars: { empId: s.empId } };
+  return { role: 'user', loggedIn: true, vars: { uid: s.uid } };
+}
+
+interface LogEntry {
+  values: Record<string, unknown>;
+}
+
+export class ObjectsService {
+  private logBuf: LogEntry[] = [];
+  private logTimer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly ctx: Ctx,
+    readonly schema: Schema,
+  ) {}
+
+  static load(ctx: Ctx): ObjectsService {
+    return new ObjectsService(ctx, loadSchemaFile(ctx.config.bqpSchema));
+  }
+
+  sync(): Promise<string[]> {
+    return syncSchema(this.ctx.db, this.schema);
+  }
+
+  exec(db: Kysely<any> = this.ctx.db.kysely as unknown as Kysely<any>): Exec {
+    return { db, schema: this.schema, dialect: this.ctx.db.dialect, now: this.ctx.clock.now() };
+  }
+
+  /** Runs fn in one transaction (writes) or directly (reads). */
+  async run<T>(write: boolean, fn: (x: Exec) => Promise<T>): Promise<T> {
+    if (!write) return fn(this.exec());
+    return this.ctx.db.tx((trx) => fn(this.exec(trx as unknown as Kysely<any>)));
+  }
+
+  object(name: string, caller: Caller): ObjectDef {
+    const def = this.schema.objects.get(name);
+    if (!def) deny(caller, name);
+    return def!;
+  }
+
+  async objectCall(x: Exec, caller: Caller, objName: string, op: string, p: ObjParams): Promise<ObjResult> {
+    const def = this.object(objName, caller);
+    const data = (d: unknown): ObjResult => ({ kind: 'data', data: d });
+    const idParam = () => {
+      const v = p.param('id');
+      if (v === undefined) throw new DomainError('VALIDATION', '缺少参数`id`');
+      return intParam(v, 'id');
+    };
+    const getOne = async (id: number, res: string | undefined, op: 'get' | 'query' = 'get') => {
+      const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, orderby: '' });
+      if (!r.rows.length) throw new DomainError('VALIDATION', `not found \`${def.name}.id\`=\`${id}\``);
+      return Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0][i]]));
+    };
+    switch (op) {
+      case 'get':
+        return data(await getOne(idParam(), p.param('res')));
+      case 'add': {
+        const id = await addObj(x, def, caller, p.body, { uniKey: p.param('uniKey'), uniKeyMode: p.param('uniKeyMode') });
+        if (p.param('res') && id > 0) return data(await getOne(id, p.param('res'), 'query').catch(() => getOne(id, p.param('res'))));
+        return data(id);
+      }
+      case 'set':
+        await setObj(x, def, caller, idParam(), p.body, p.param('submode') ?? 'patch');
+        return data('OK');
+      case 'del':
+        await delObj(x, def, caller, idParam(), p.param('force') === '1');
+        return data('OK');
+      case 'setIf':
+        return data(await setIf(x, def, caller, p.cond, p.body));
+      case 'delIf':
+        return data(await delIf(x, def, caller, p.cond));
+      case 'batchAdd':
+        return data(await batchAdd(x, def, caller, p.rows ?? [], { uniKey: p.param('uniKey'), uniKeyMode: p.param('uniKeyMode') }));
+      case 'query': {
+        const fmt = p.param('fmt') ?? '';
+        const num = (n: string) => {
+          const v = p.param(n);
+          return v === undefined ? null : intParam(v, n);
+        };
+        let pagesz = num('pagesz') ?? num('rows');
+        if (fmt === 'one' || fmt === 'one?') pagesz = 1;
+        else if (pagesz === null && /^(array|hash|multihash)/.test(fmt)) pagesz = -1;
+        const result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
+          res: p.param('res'),
+          gres: p.param('gres'),
+          cond: p.cond,
+          gcond: p.gcond,
+          orderby: p.param('orderby'),
+          pagesz: pagesz ?? undefined,
+          pagekey: num('pagekey'),
+          page: num('page'),
+          subRes: p.subRes,
+        });
+        return { kind: 'query', result, fmt };
+      }
+      default:
+        throw new DomainError('VALIDATION', `bad ac: ${objName}.${op}`);
+    }
+  }
+
+  // --- sessions --------------------------------------------------------------------------------
+
+  async login(app: AppType, uname: string | undefined, pwd: string | undefined): Promise<{ token: string; expires: number; session: SessionData; info: Record<string, unknown> }> {
+    if (!uname) throw new DomainError('VALIDATION', '缺少参数`uname`');
+    if (!pwd) throw new DomainError('VALIDATION', '缺少参数`pwd`');
+    let session: SessionData;
+    let info: Record<string, unknown> = {};
+    if (app === 'admin') {
+      try {
+        const r = await developerLogin(this.ctx, uname, pwd);
+        await developerLogout(this.ctx, r.token);
+        if (r.developer.role !== 'admin') throw new DomainError('SECRET_INVALID', 'not an administrator');
+        session = { app, adminId: r.developer.id };
+        info = { id: r.developer.id, uname: r.developer.username };
+      } catch (e) {
+        if (e instanceof DomainError && e.code !== 'VALIDATION') throw new DomainError('SECRET_INVALID', '用户名或密码错误');
+        throw e;
+      }
+    } else {
+      const def = this.schema.objects.get(app === 'emp' ? 'Employee' : 'User');
+      if (!def) throw new DomainError('VALIDATION', `no ${app === 'emp' ? 'Employee' : 'User'} object declared`);
+      const byPhone = /^\d/.test(uname) && def.fields.has('phone');
+      const row = (await sql<{ id: number; pwd: string | null; perms?: string }>`select ${sql.ref('id')}, ${sql.ref('pwd')}${def.fields.has('perms') ? sql`, ${sql.ref('perms')}` : sql``} from ${sql.table(def.table)} where ${sql.ref(byPhone ? 'phone' : 'uname')} = ${uname} limit 1`.execute(this.ctx.db.kysely)).rows[0];
+      const ok = row?.pwd ? await verifyPassword(pwd, row.pwd) : false;
+      if (!row || !ok) throw new DomainError('SECRET_INVALID', '手机号或密码错误');
+      const id = Number(row.id);
+      session = app === 'emp' ? { app, empId: id, perms: row.perms ?? 'emp' } : { app, uid: id };
+      const r = await runQuery(this.ctx.db.kysely as unknown as Kysely<any>, this.schema, this.ctx.db.dialect, def, { role: 'admin', loggedIn: true, vars: {} }, { op: 'get', res: '*', cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1 });
+      info = Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0]?.[i]]));
+    }
+    const token = randomToken(24);
+    const now = this.ctx.clock.now();
+    await this.ctx.db.kysely
+      .insertInto('bqp_sessions')
+      .values({ id: sha256hex(token), app, data: JSON.stringify(session), created_at: now, expires_at: now + SESSION_MS })
+      .execute();
+    return { token, expires: SESSION_MS / 1000, session, info };
+  }
+
+  async session(app: AppType, token: string | undefined): Promise<SessionData | null> {
+    if (!token || token.length > 100) return null;
+    const r = await this.ctx.db.kysely.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', sha256hex(token)).executeTakeFirst();
+    if (!r || r.app !== app || Number(r.expires_at) <= this.ctx.clock.now()) return null;
+    return JSON.parse(r.data) as SessionData;
+  }
+
+  async logout(token: string | undefined): Promise<void> {
+    if (token) await this.ctx.db.kysely.deleteFrom('bqp_sessions').where('id', '=', sha256hex(token)).execute();
+  }
+
+  /** The logged-in user's / employee's record, as `Obj.get` shows it. */
+  async whoami(s: SessionData | null, caller: Caller): Promise<Record<string, unknown>> {
+    if (!s) throw new DomainError('NOT_LOGGED_IN', '未登录');
+    if (s.app === 'admin') return { id: s.adminId };
+    const def = this.schema.objects.get(s.app === 'emp' ? 'Employee' : 'User');
+    const id = s.app === 'emp' ? s.empId : s.uid;
+    if (!def || id === undefined || id < 0) return { id };
+    void caller;
+    const r = await runQuery(this.ctx.db.kysely as unknown as Kysely<any>, this.schema, this.ctx.db.dialect, def, { role: 'admin', loggedIn: true, vars: {} }, { op: 'get', res: '*', cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1 });
+    if (!r.rows.length) return { id };
+    return Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0][i]]));
+  }
+
+  // --- call log --------------------------------------------------------------------------------
+
+  /** Queues one call for the ApiLog object; written in batches off the request path. */
+  logCall(e: { tm: number; addr: string; ua?: string; app: string; ses?: string; userId?: number | null; ac: string; t: number; retval: number; req: string; res: string; reqsz: number; ressz: number; ver?: string }): void {
+    const name = this.schema.apiLog;
+    if (!name) return;
+    const def = this.schema.objects.get(name)!;
+    const cut = (s: string | undefined, n: number) => (s === undefined ? null : s.length > n ? s.slice(0, n) : s);
+    const all: Record<string, unknown> = {
+      tm: timeText(e.tm),
+      addr: cut(e.addr, 50),
+      ua: cut(e.ua, 255),
+      app: cut(e.app, 50),
+      ses: cut(e.ses, 50),
+      userId: e.userId ?? null,
+      ac: cut(e.ac, 50),
+      t: e.t,
+      retval: e.retval,
+      req: cut(e.req, 2000),
+      res: cut(e.res, 2000),
+      reqsz: e.reqsz,
+      ressz: e.ressz,
+      ver: cut(e.ver, 50),
+    };
+    const values = Object.fromEntries(Object.entries(all).filter(([k]) => def.fields.has(k)));
+    this.logBuf.push({ values });
+    if (this.logBuf.length >= 200) void this.flushLog();
+    else if (!this.logTimer) {
+      this.logTimer = setTimeout(() => void this.flushLog(), 50);
+      this.logTimer.unref();
+    }
+  }
+
+  flushLog(): Promise<void> {
+    if (this.logTimer) clearTimeout(this.logTimer);
+    this.logTimer = null;
+    const batch = this.logBuf;
+    this.logBuf = [];
+    if (!batch.length) return this.flushing;
+    const def = this.schema.objects.get(this.schema.apiLog!)!;
+    this.flushing = this.flushing
+      .then(() => this.ctx.db.kysely.insertInto(def.table as never).values(batch.map((b) => b.values) as never).execute())
+      .then(
+        () => undefined,
+        (err) => this.ctx.log.warn({ err: String(err) }, 'bqp call log write failed'),
+      );
+    return this.flushing;
+  }
+}

@@ -1,0 +1,587 @@
+/**
+ * Object queries: `res` / `gres` / `cond` / `gcond` / `orderby` / paging compiled into one
+ * parameterised SELECT (plus a COUNT for `total` and one IN-query per sub-table).
+ */
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import { DomainError } from '../../core/errors.js';
+import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
+import type { Acl, FieldDef, ObjectDef, Role, Schema, SubobjDef } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** Who is calling, as far as objects care. */
+export interface Caller {
+  role: Role;
+  loggedIn: boolean;
+  vars: { uid?: number; empId?: number; adminId?: number };
+}
+
+export function fieldType(f: FieldDef): VType {
+  switch (f.type) {
+    case 'id':
+    case 'int':
+    case 'flag':
+      return { k: 'num', scale: 0, real: false };
+    case 'dec':
+      return { k: 'num', scale: 2, real: false };
+    case 'real':
+      return { k: 'num', scale: 0, real: true };
+    case 'datetime':
+    case 'date':
+      return { k: 'text', date: f.type };
+    default:
+      return { k: 'text', date: null };
+  }
+}
+
+const bad = (msg: string): never => {
+  throw new DomainError('VALIDATION', msg);
+};
+
+/** Converts a database value of type `t` to what the wire carries (decimals as fixed-point strings). */
+export function outValue(v: unknown, t: VType): unknown {
+  if (v === null || v === undefined) return null;
+  if (t.k === 'num') {
+    if (typeof v === 'bigint') v = Number(v);
+    if (t.real) {
+      const n = Number(v);
+      return t.scale ? n / 10 ** t.scale : n;
+    }
+    if (t.scale > 0) return fmtScaled(v as number | string, t.scale);
+    return Number(v);
+  }
+  if (t.k === 'bool') return Number(v) ? 1 : 0;
+  return v;
+}
+
+function fmtScaled(v: number | string, scale: number): string {
+  let s = String(v);
+  if (!/^-?\d+$/.test(s)) s = String(Math.round(Number(v)));
+  const neg = s.startsWith('-');
+  if (neg) s = s.slice(1);
+  s = s.padStart(scale + 1, '0');
+  return `${neg ? '-' : ''}${s.slice(0, -scale)}.${s.slice(-scale)}`;
+}
+
+/** Splits a comma list, respecting (), {} and quotes. */
+export function splitCols(s: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let q = '';
+  let cur = '';
+  for (const c of s) {
+    if (q) {
+      if (c === q) q = '';
+    } else if (c === "'" || c === '"') q = c;
+    else if (c === '(' || c === '{') depth++;
+    else if (c === ')' || c === '}') depth--;
+    else if (c === ',' && depth === 0) {
+      out.push(cur);
+      cur = '';
+      continue;
+    }
+    cur += c;
+  }
+  out.push(cur);
+  return out.map((x) => x.trim()).filter((x) => x !== '');
+}
+
+export function aclFor(def: ObjectDef, c: Caller): Acl | null {
+  if (c.role === 'admin') return def.acl.admin ?? { ops: new Set(['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd']), filter: [], readonly: new Set(), defaults: {} };
+  return def.acl[c.role] ?? def.acl.guest ?? null;
+}
+
+/** The refusal when a call is not allowed: not logged in ⇒ NOT_LOGGED_IN, logged in ⇒ FORBIDDEN. */
+export function deny(c: Caller, what: string): never {
+  throw new DomainError(c.loggedIn ? 'FORBIDDEN' : 'NOT_LOGGED_IN', c.loggedIn ? `${what} is not allowed` : `${what} needs a login`);
+}
+
+export function requireOp(def: ObjectDef, c: Caller, op: string): Acl {
+  const acl = aclFor(def, c);
+  if (!acl || !acl.ops.has(op as never)) deny(c, `${def.name}.${op}`);
+  return acl!;
+}
+
+/** Row filter of the caller's role (e.g. userId = the logged-in user), as SQL. */
+export function filterSql(def: ObjectDef, acl: Acl, c: Caller, alias = 't0'): RawBuilder<unknown>[] {
+  return acl.filter.map(([f, v]) => {
+    const val = c.vars[v];
+    if (val === undefined) deny(c, `${def.name}`);
+    return sql`${sql.ref(alias ? `${alias}.${f}` : f)} = ${val}`;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// res / gres
+
+export interface OutCol {
+  name: string;
+  sql: RawBuilder<unknown> | null; // null: placeholder column
+  type: VType;
+  agg: boolean;
+  enumMap?: Map<string, string>;
+  hidden?: boolean;
+}
+
+export interface SubCol {
+  name: string;
+  sub: SubobjDef;
+  res: string | null;
+  one: boolean;
+}
+
+export class ObjScope {
+  joins = new Set<string>();
+  constructor(
+    readonly schema: Schema,
+    readonly def: ObjectDef,
+    readonly dialect: Dialect,
+  ) {}
+
+  /** A declared field or virtual field; hidden fields do not exist for clients. */
+  column(name: string): Resolved | null {
+    let n = name;
+    if (!this.def.fields.has(n) && !this.def.vcols.has(n)) {
+      const lower = n.toLowerCase();
+      n = [...this.def.fields.keys(), ...this.def.vcols.keys()].find((k) => k.toLowerCase() === lower) ?? n;
+    }
+    const f = this.def.fields.get(n);
+    if (f) {
+      if (this.def.hidden.has(n)) return null;
+      return { sql: sql.ref(`t0.${n}`), type: fieldType(f) };
+    }
+    const v = this.def.vcols.get(n);
+    if (v) {
+      this.joins.add(v.join);
+      return { sql: sql.ref(`${v.join}.${v.field}`), type: fieldType(v.def) };
+    }
+    return null;
+  }
+
+  canonical(name: string): string {
+    if (this.def.fields.has(name) || this.def.vcols.has(name)) return name;
+    const lower = name.toLowerCase();
+    return [...this.def.fields.keys(), ...this.def.vcols.keys()].find((k) => k.toLowerCase() === lower) ?? name;
+  }
+
+  joinSql(): RawBuilder<unknown> {
+    const parts = [...this.joins].map((a) => {
+      const j = this.def.joins.get(a)!;
+      const t = this.schema.objects.get(j.obj)!;
+      return sql`left join ${sql.table(t.table)} as ${sql.id(a)} on ${sql.ref(`${a}.id`)} = ${sql.ref(`t0.${j.on}`)}`;
+    });
+    return parts.length ? sql.join(parts, sql` `) : sql``;
+  }
+}
+
+function parseEnumMap(s: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const part of s.split(';')) {
+    if (!part.trim()) continue;
+    const i = part.indexOf(':');
+    if (i < 0) bad(`bad enum mapping ${JSON.stringify(part)}`);
+    m.set(part.slice(0, i).trim(), part.slice(i + 1).trim());
+  }
+  return m;
+}
+
+/** Index of the first `=` outside quotes and brackets, or -1. */
+function topLevelEq(s: string): number {
+  let depth = 0;
+  let q = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (q) {
+      if (c === q) q = '';
+    } else if (c === "'" || c === '"') q = c;
+    else if (c === '(' || c === '{') depth++;
+    else if (c === ')' || c === '}') depth--;
+    else if (c === '=' && depth === 0) return i;
+  }
+  return -1;
+}
+
+/** One res/gres item: `expr [[AS] alias][=enum map]`. */
+function parseItem(scope: ObjScope, item: string, what: 'res' | 'gres'): OutCol {
+  let text = item;
+  let enumMap: Map<string, string> | undefined;
+  const eq = topLevelEq(item);
+  // `=` inside aggregates (countif(status='CR')) sits in brackets; a top-level one starts an enum map
+  if (eq >= 0) {
+    text = item.slice(0, eq);
+    enumMap = parseEnumMap(item.slice(eq + 1));
+  }
+  const toks = tokenize(text, what);
+  const p = new Parser(toks, what, what === 'res');
+  if (toks.length === 0) bad(`bad property \`${item}\``);
+  const n = p.additive();
+  const rest = toks.slice(p.pos);
+  let alias: string | null = null;
+  if (rest.length && rest[0].t === 'id' && rest[0].v.toLowerCase() === 'as') rest.shift();
+  if (rest.length === 1 && (rest[0].t === 'id' || rest[0].t === 'dq' || rest[0].t === 'str')) alias = rest[0].v;
+  else if (rest.length) bad(`bad property \`${item}\``);
+  if (alias !== null && !alias.trim()) bad(`bad alias in \`${item}\``);
+  if (n.k === 'col' && !n.quoted) {
+    if (n.name.includes('.')) bad(`bad property \`${n.name}\``);
+    const r = scope.column(n.name);
+    if (!r) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${n.name}\` in ${what}`);
+    return { name: alias ?? scope.canonical(n.name), sql: r.sql, type: r.type, agg: false, enumMap };
+  }
+  if (n.k === 'lit' && n.v === null) {
+    if (!alias) bad(`null needs an alias in ${what}`);
+    return { name: alias!, sql: null, type: { k: 'null' }, agg: false, enumMap };
+  }
+  if (n.k === 'agg' && what === 'res') {
+    if (!alias) bad(`aggregate \`${item}\` needs an alias`);
+    const c = new Compiler(scopeFor(scope, new Map(), true, 'res')).value(n);
+    return { name: alias!, sql: c.sql, type: c.type, agg: true, enumMap };
+  }
+  return bad(`bad property \`${item}\``);
+}
+
+export function scopeFor(scope: ObjScope, aliases: Map<string, OutCol>, allowAgg: boolean, what: string): CompileScope {
+  return {
+    dialect: scope.dialect,
+    what,
+    allowAgg,
+    resolve(name, quoted) {
+      const a = aliases.get(name);
+      if (a && a.sql) {
+        if (a.agg && !allowAgg) bad(`aggregate alias \`${name}\` can only be used in gcond`);
+        return { sql: a.sql, type: a.type, agg: a.agg };
+      }
+      if (quoted) return null;
+      if (name.includes('.')) {
+        const [t, f] = name.split('.');
+        if (t !== 't0') bad(`bad property \`${name}\``);
+        return scope.column(f);
+      }
+      return scope.column(name);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// cond in object / array form (bqp.md §1.7)
+
+const lit = (v: Lit): Node => ({ k: 'lit', v, quoted: typeof v === 'string' });
+const col = (name: string): Node => ({ k: 'col', name, quoted: false });
+
+function objValueCond(key: string, raw: unknown): Node | null {
+  let field = key;
+  let keyOp: string | null = null;
+  const km = /^(.+?)\s*(>=|<=|<>|!=|=|>|<)$/.exec(key);
+  if (km) {
+    field = km[1];
+    keyOp = km[2] === '!=' ? '<>' : km[2];
+  }
+  if (!/^[\p{L}_][\p{L}\p{N}_]*$/u.test(field)) bad(`bad field name \`${key}\` in cond`);
+  if (raw === null || raw === undefined || raw === '') return null;
+  if (typeof raw === 'number' || typeof raw === 'boolean') return { k: 'cmp', op: keyOp ?? '=', a: col(field), b: lit(raw) };
+  if (typeof raw !== 'string') bad(`cond value for \`${key}\` must be a string or number`);
+  const v = raw as string;
+  if (keyOp) return { k: 'cmp', op: keyOp, a: col(field), b: lit(v) };
+  const parts = v.split(/\s+(AND|OR)\s+/i);
+  if (parts.length > 1) {
+    if (parts.length > 40) bad('too many terms in cond');
+    let node = one(field, parts[0]);
+    for (let i = 1; i < parts.length; i += 2) {
+      const b = one(field, parts[i + 1]);
+      node = parts[i].toUpperCase() === 'AND' ? { k: 'and', a: node, b } : { k: 'or', a: node, b };
+    }
+    return node;
+  }
+  return one(field, v);
+}
+
+function one(field: string, v: string): Node {
+  const s = v.trim();
+  if (s === 'null') return { k: 'isnull', a: col(field), neg: false };
+  if (s === '!null') return { k: 'isnull', a: col(field), neg: true };
+  if (s === 'empty') return { k: 'cmp', op: '=', a: col(field), b: lit('') };
+  const inm = /^(NOT\s+)?IN\s+(.*)$/i.exec(s);
+  if (inm) {
+    const items = inm[2].split(',').map((x) => x.trim()).filter((x) => x !== '');
+    if (!items.length || items.length > 200) bad('IN needs 1 to 200 values');
+    return { k: 'in', a: col(field), list: items.map((x) => lit(x)), neg: !!inm[1] };
+  }
+  const like = /^(!?)~(.*)$/.exec(s);
+  if (like) {
+    let p = like[2];
+    p = p.includes('*') ? p.replace(/\*/g, '%') : `%${p}%`;
+    return { k: 'like', a: col(field), b: lit(p), neg: like[1] === '!' };
+  }
+  const op = /^(>=|<=|<>|!=|>|<|=|!)\s*(.*)$/.exec(s);
+  if (op) {
+    const o = op[1] === '!' || op[1] === '!=' ? '<>' : op[1];
+    return { k: 'cmp', op: o, a: col(field), b: lit(op[2]) };
+  }
+  return { k: 'cmp', op: '=', a: col(field), b: lit(s) };
+}
+
+/** Any accepted shape of `cond` → one tree (or null when empty). */
+export function condTree(c: unknown, what = 'cond'): Node | null {
+  if (c === undefined || c === null || c === '') return null;
+  if (typeof c === 'number') return { k: 'cmp', op: '=', a: col('id'), b: lit(c) };
+  if (typeof c === 'string') {
+    if (/^\s*\d+\s*$/.test(c)) return { k: 'cmp', op: '=', a: col('id'), b: lit(Number(c)) };
+    const p = new Parser(tokenize(c, what), what, what === 'gcond');
+    const n = p.parseAll();
+    if (!isBool(n)) bad(`${what} must be a condition`);
+    return n;
+  }
+  if (Array.isArray(c)) {
+    if (c.length > 50) bad(`too many ${what} parts`);
+    return andAll(c.map((x) => condTree(x, what)));
+  }
+  if (typeof c === 'object') {
+    const o = c as Record<string, unknown>;
+    const entries = Object.entries(o).filter(([k]) => k !== '_or');
+    if (entries.length > 100) bad(`too many ${what} fields`);
+    const nodes = entries.map(([k, v]) => objValueCond(k, v)).filter((x): x is Node => x !== null);
+    if (!nodes.length) return null;
+    const orMode = o._or === 1 || o._or === '1' || o._or === true;
+    return nodes.reduce((a, b) => (orMode ? { k: 'or', a, b } : { k: 'and', a, b }));
+  }
+  return bad(`bad ${what}`);
+}
+
+export function andAll(parts: (Node | null)[]): Node | null {
+  const xs = parts.filter((x): x is Node => x !== null);
+  if (!xs.length) return null;
+  return xs.reduce((a, b) => ({ k: 'and', a, b }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// the query
+
+export interface QueryInput {
+  res?: string;
+  gres?: string;
+  cond?: Node | null;
+  gcond?: Node | null;
+  orderby?: string;
+  pagesz?: number;
+  pagekey?: number | null;
+  page?: number | null;
+  /** extra res for sub-tables: res_<name> */
+  subRes?: Record<string, string>;
+  /** the operation checked against the role's rules (get is a one-row query) */
+  op?: 'get' | 'query';
+  /** internal: also select this field as `_fk` (sub-table fetches) */
+  fkCol?: string;
+  /** no paging at all (sub-table fetches, fmt=array exports of internal callers) */
+  unpaged?: boolean;
+}
+
+export interface QueryResult {
+  cols: string[];
+  rows: unknown[][];
+  nextkey?: number;
+  total?: number;
+}
+
+const ORDER_RE = /^\s*(?:(\w+)\.)?([\p{L}\p{N}_]+|"[^"]+")(?:\s+(asc|desc))?\s*$/iu;
+
+export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput, depth = 0): Promise<QueryResult> {
+  const acl = requireOp(def, caller, q.op ?? 'query');
+  const scope = new ObjScope(schema, def, dialect);
+
+  // gres, res
+  const group: OutCol[] = q.gres ? splitCols(q.gres).map((x) => parseItem(scope, x, 'gres')) : [];
+  const cols: OutCol[] = [...group];
+  const subs: SubCol[] = [];
+  const resText = q.res ?? (q.gres ? '' : '*');
+  const items = splitCols(resText);
+  const hasStar = items.some((x) => x === '*' || x === 't0.*');
+  for (const it of items) {
+    if (it === '*' || it === 't0.*') {
+      for (const name of def.order) if (!def.hidden.has(name)) cols.push({ name, sql: sql.ref(`t0.${name}`), type: fieldType(def.fields.get(name)!), agg: false });
+      if (it === '*') {
+        for (const v of def.vcols.values()) if (v.default) cols.push({ ...parseItem(scope, v.name, 'res') });
+        for (const s of def.subobj.values()) if (s.default) subs.push({ name: s.name, sub: s, res: null, one: s.wantOne });
+      }
+      continue;
+    }
+    const sm = /^([@%]?)([\p{L}_][\p{L}\p{N}_]*)(?:=\{(.*)\})?(?:\s+(?:as\s+)?"?([^"]+)"?)?$/iu.exec(it);
+    if (sm && def.subobj.has(sm[2])) {
+      const s = def.subobj.get(sm[2])!;
+      subs.push({ name: sm[4] ?? s.name, sub: s, res: sm[3] ?? null, one: sm[1] === '%' || (sm[1] !== '@' && s.wantOne) });
+      continue;
+    }
+    const c = parseItem(scope, it, 'res');
+    if (hasStar && !(sm && def.vcols.has(sm[2]))) bad(`\`${it}\` MUST be virtual column when \`res\` has \`*\``);
+    cols.push(c);
+  }
+  if (q.fkCol) cols.push({ name: '_fk', sql: sql.ref(`t0.${q.fkCol}`), type: { k: 'num', scale: 0, real: false }, agg: false });
+  const aggregate = group.length > 0 || cols.some((c) => c.agg);
+  if (aggregate && subs.length) bad('sub-tables cannot be used with aggregates');
+  const aliases = new Map<string, OutCol>();
+  for (const c of cols) aliases.set(c.name, c);
+
+  // where
+  const where: RawBuilder<unknown>[] = filterSql(def, acl, caller);
+  if (q.cond) where.push(new Compiler(scopeFor(scope, new Map([...aliases].filter(([, c]) => !c.agg)), false, 'cond')).bool(q.cond).sql);
+  let having: RawBuilder<unknown> | null = null;
+  if (q.gcond) {
+    if (!aggregate) bad('gcond needs gres or an aggregate in res');
+    having = new Compiler(scopeFor(scope, aliases, true, 'gcond')).bool(q.gcond).sql;
+  }
+
+  // order
+  const selected = cols.filter((c) => c.sql);
+  const selIndex = new Map(selected.map((c, i) => [c, i]));
+  const order: RawBuilder<unknown>[] = [];
+  let keyset: 'asc' | 'desc' | null = null;
+  if (q.orderby && q.orderby.trim()) {
+    const parts = q.orderby.split(',');
+    if (parts.length > 10) bad('too many orderby items');
+    parts.forEach((part, i) => {
+      const m = ORDER_RE.exec(part);
+      if (!m) bad(`bad property \`${part.trim()}\` in orderby`);
+      if (m![1] && m![1] !== 't0') bad(`bad property \`${part.trim()}\` in orderby`);
+      const quoted = m![2].startsWith('"');
+      const name = quoted ? m![2].slice(1, -1) : m![2];
+      const dir = (m![3] ?? 'asc').toLowerCase() as 'asc' | 'desc';
+      const a = m![1] ? undefined : aliases.get(name);
+      let expr: RawBuilder<unknown>;
+      if (a && a.sql) expr = sql.ref(`c${selIndex.get(a)}`);
+      else {
+        if (aggregate) bad(`orderby \`${name}\` must be a column of the result in an aggregate query`);
+        const r = quoted ? null : scope.column(name);
+        if (!r) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${name}\` in orderby`);
+        expr = r.sql;
+      }
+      if (i === 0 && !aggregate && scope.canonical(name) === 'id' && (!a || a.name === 'id')) keyset = dir;
+      const nulls = dialect === 'postgres' ? (dir === 'asc' ? sql.raw(' nulls first') : sql.raw(' nulls last')) : sql.raw('');
+      order.push(sql`${expr} ${sql.raw(dir)}${nulls}`);
+    });
+  } else if (!aggregate) {
+    order.push(sql`${sql.ref('t0.id')} asc`);
+    keyset = 'asc';
+  }
+
+  // paging
+  const maxPage = def.maxPageSz;
+  let pagesz = q.pagesz ?? 20;
+  if (pagesz === 0) pagesz = 20;
+  if (pagesz < 0 || pagesz > maxPage) pagesz = maxPage;
+  let limit: number | null = pagesz;
+  let offset = 0;
+  let wantTotal = false;
+  let nextMode: 'key' | 'page' | null = null;
+  let pageNo = 1;
+  if (q.unpaged) {
+    limit = null;
+    keyset = null;
+  } else if (q.page != null) {
+    keyset = null;
+    pageNo = Math.max(1, q.page);
+    wantTotal = true;
+    nextMode = 'page';
+  } else if (keyset) {
+    nextMode = 'key';
+    if (q.pagekey === 0) wantTotal = true;
+    else if (q.pagekey != null) where.push(sql`${sql.ref('t0.id')} ${sql.raw(keyset === 'asc' ? '>' : '<')} ${q.pagekey}`);
+  } else {
+    nextMode = 'page';
+    if (q.pagekey === 0) wantTotal = true;
+    pageNo = q.pagekey && q.pagekey > 0 ? q.pagekey : 1;
+  }
+  if (nextMode === 'page' && limit !== null) offset = (pageNo - 1) * limit;
+
+  const whereSql = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
+  const groupSql = group.length ? sql`group by ${sql.join(group.map((g) => g.sql!))}` : sql``;
+  const havingSql = having ? sql`having ${having}` : sql``;
+  const selectList = selected.map((c, i) => sql`${c.sql} as ${sql.id(`c${i}`)}`);
+  const needKey = !aggregate;
+  if (needKey) selectList.push(sql`${sql.ref('t0.id')} as ${sql.id('_k')}`);
+  if (!selectList.length) bad('res selects no columns');
+  const joins = scope.joinSql();
+  const from = sql`from ${sql.table(def.table)} as ${sql.id('t0')} ${joins}`;
+  const orderSql = order.length ? sql`order by ${sql.join(order)}` : sql``;
+  const limitSql = limit === null ? sql`` : offset ? sql`limit ${limit} offset ${offset}` : sql`limit ${limit}`;
+  const main = sql`select ${sql.join(selectList)} ${from} ${whereSql} ${groupSql} ${havingSql} ${orderSql} ${limitSql}`;
+  const rowsRaw = (await main.execute(db)).rows as Record<string, unknown>[];
+
+  const outCols = [...selected.map((c) => c.name)];
+  const convs = selected.map((c) => c.type);
+  const shape: { src: number | null; col: OutCol }[] = cols.map((c) => ({ src: selIndex.has(c) ? selIndex.get(c)! : null, col: c }));
+  const rows: unknown[][] = rowsRaw.map((r) =>
+    shape.map(({ src, col }) => {
+      if (src === null) return null;
+      let v = outValue(r[`c${src}`], convs[src]);
+      if (col.enumMap && v !== null && v !== undefined) {
+        const m = col.enumMap;
+        v = String(v)
+          .split(',')
+          .map((x) => m.get(x) ?? x)
+          .join(',');
+      }
+      return v;
+    }),
+  );
+  void outCols;
+  const names = shape.map((s) => s.col.name);
+
+  // sub-tables
+  if (subs.length && rowsRaw.length) {
+    const keys = rowsRaw.map((r) => Number(r._k));
+    for (const s of subs) {
+      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
+      rows.forEach((row, i) => {
+        const list = vals.get(keys[i]) ?? [];
+        row.push(s.one ? (list[0] ?? null) : list);
+      });
+    }
+  }
+  if (subs.length) names.push(...subs.map((s) => s.name));
+
+  const out: QueryResult = { cols: names, rows };
+  if (nextMode && limit !== null && rowsRaw.length === limit) {
+    if (nextMode === 'key') out.nextkey = Number(rowsRaw[rowsRaw.length - 1]._k);
+    else out.nextkey = pageNo + 1;
+  }
+  if (wantTotal) {
+    const countWhere = q.page == null && keyset && q.pagekey ? where.slice(0, -1) : where;
+    const cw = countWhere.length ? sql`where ${sql.join(countWhere, sql` and `)}` : sql``;
+    const total = aggregate
+      ? sql<{ n: number }>`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
+      : sql<{ n: number }>`select count(*) as ${sql.id('n')} ${from} ${cw}`;
+    const r = (await total.execute(db)).rows[0] as { n: number | string };
+    out.total = Number(r.n);
+  }
+  return out;
+}
+
+async function fetchSub(db: Kysely<any>, schema: Schema, dialect: Dialect, caller: Caller, s: SubCol, keys: number[], resParam: string | undefined, depth: number): Promise<Map<number, Record<string, unknown>[]>> {
+  if (depth > 2) bad('sub-tables are nested too deep');
+  const child = schema.objects.get(s.sub.obj)!;
+  const res = resParam ?? s.res ?? s.sub.res ?? '*';
+  const out = new Map<number, Record<string, unknown>[]>();
+  for (let i = 0; i < keys.length; i += 500) {
+    const chunk = keys.slice(i, i + 500);
+    const cond: Node = { k: 'in', a: col(s.sub.fk), list: chunk.map((k) => lit(k)), neg: false };
+    const r = await runQuery(db, schema, dialect, child, caller, { res, fkCol: s.sub.fk, cond, orderby: s.sub.orderby, unpaged: true }, depth + 1);
+    const fkAt = r.cols.lastIndexOf('_fk');
+    for (const row of r.rows) {
+      const o: Record<string, unknown> = {};
+      r.cols.forEach((c, j) => {
+        if (j !== fkAt) o[c] = row[j];
+      });
+      const k = Number(row[fkAt]);
+      (out.get(k) ?? out.set(k, []).get(k)!).push(o);
+    }
+  }
+  return out;
+}
+
+/** Integer id from a request parameter, or VALIDATION. */
+export function intParam(v: unknown, name: string): number {
+  const s = typeof v === 'number' ? String(v) : typeof v === 'string' ? v.trim() : '';
+  if (!/^-?\d{1,15}$/.test(s)) bad(`bad integer parameter \`${name}\``);
+  return Number(s);
+}
+
+export { decToInt };
+export type { Compiled };
