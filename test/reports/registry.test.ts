@@ -7,9 +7,9 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Ctx } from '../../src/core/context.js';
 import { isDomainError } from '../../src/core/errors.js';
-import { getEntry, leafHash, treeHead } from '../../src/core/tlog/index.js';
+import { checkTlog, getEntry, leafHash, treeHead } from '../../src/core/tlog/index.js';
 import { createTenant } from '../../src/services/accounts/index.js';
-import { getReport, listVersions, metaHash, recallReport, registerReport, reportFile, type ReportLogEntry } from '../../src/services/reports/index.js';
+import { checkReports, getReport, listVersions, metaHash, recallReport, registerReport, reportFile, type ReportLogEntry } from '../../src/services/reports/index.js';
 import { startPlatform, type TestPlatform } from '../helpers.js';
 
 const META = { title: 'XXX报告', type: '监播报告', period: '2020.01.01 - 2020.01.31', geom: '中国大陆' };
@@ -137,5 +137,19 @@ describe('report registry', () => {
     const r = await registerReport(ctx, { tenantId: t2, reportId: 'MZ1000987654', mode: 'commit', meta: META, file: { data: Buffer.from('t2') } });
     assert.equal(r.version.version, 1);
     assert.equal((await getReport(ctx, t1, 'MZ1000987654'))?.status, 'recalled');
+  });
+
+  it('integrity checks pass, then catch an edited log entry and a swapped file', async () => {
+    assert.deepEqual(await checkTlog(ctx), []);
+    assert.deepEqual(await checkReports(ctx), []);
+    const v = (await listVersions(ctx, t1, 'NEW-1'))![0];
+    const e = (await getEntry(ctx, v.tlogIndex))!;
+    await ctx.db.kysely.updateTable('tlog_entries').set({ data: e.data.replace('"version":1', '"version":7') }).where('idx', '=', v.tlogIndex).execute();
+    await ctx.db.kysely.updateTable('blobs').set({ sha256: '0'.repeat(64) }).where('key', 'like', `reports/t${t2}/%`).execute();
+    const tl = await checkTlog(ctx);
+    assert.ok(tl.some((l) => l.includes(`entry ${v.tlogIndex} has a leaf hash`)), tl.join('\n'));
+    const rp = await checkReports(ctx);
+    assert.ok(rp.some((l) => l.includes('NEW-1') && l.includes('says something else')), rp.join('\n'));
+    assert.ok(rp.some((l) => l.includes('another SHA-256')), rp.join('\n'));
   });
 });

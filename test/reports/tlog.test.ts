@@ -134,12 +134,15 @@ describe('transparency log storage', () => {
   it('the checkpointer publishes within a second of new entries', async () => {
     await append(ctx, 'late entry');
     leaves.push(leafHash(Buffer.from('late entry')));
+    // The checkpointer runs every 500 ms; allow for a loaded CI machine's timer delays.
     const t0 = Date.now();
     while ((await latestCheckpoint(ctx)).size < leaves.length) {
-      assert.ok(Date.now() - t0 < 1500, 'no checkpoint within 1.5 s');
-      await new Promise((r) => setTimeout(r, 50));
+      assert.ok(Date.now() - t0 < 3000, 'no checkpoint within 3 s');
+      await new Promise((r) => setTimeout(r, 25));
     }
-    assert.ok(Date.now() - t0 <= 1100);
+    const c = await latestCheckpoint(ctx);
+    const e = await getEntry(ctx, leaves.length - 1);
+    assert.ok(c.createdAt - e!.createdAt <= 1000, `checkpoint ${c.createdAt - e!.createdAt} ms after the entry`);
   });
 
   it('two processes on one database append without colliding indices and share one key', async () => {

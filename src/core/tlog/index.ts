@@ -31,7 +31,7 @@ import {
   type NodeId,
   type RangeRef,
 } from './merkle.js';
-import { checkpointText, generateSigningKey, noteSigner, signNote, verifierKey, type NoteSigner } from './note.js';
+import { checkpointText, generateSigningKey, noteSigner, openCheckpoint, signNote, verifierKey, type NoteSigner } from './note.js';
 
 export * from './merkle.js';
 export * from './note.js';
@@ -208,6 +208,21 @@ export const logInfo = (ctx: Ctx): LogInfo => rt(ctx).info;
 // ---------------------------------------------------------------------------------------------
 // Reading stored nodes
 
+/** Stored inner nodes (level >= 1) among ids, keyed level/index, hash hex. */
+async function storedNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const part = ids.slice(i, i + CHUNK);
+    const rows = await db
+      .selectFrom('tlog_nodes')
+      .select(['level', 'idx', 'hash'])
+      .where((eb) => eb.or(part.map((n) => eb.and([eb('level', '=', n.level), eb('idx', '=', n.index)]))))
+      .execute();
+    for (const r of rows) out.set(`${Number(r.level)}/${Number(r.idx)}`, r.hash);
+  }
+  return out;
+}
+
 async function fetchNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
   const uniq = [...new Map(ids.map((n) => [nodeKey(n), n])).values()];
@@ -217,15 +232,7 @@ async function fetchNodes(db: Kysely<DB>, ids: NodeId[]): Promise<Map<string, Bu
     const rows = await db.selectFrom('tlog_entries').select(['idx', 'leaf_hash']).where('idx', 'in', leaves.slice(i, i + CHUNK)).execute();
     for (const r of rows) out.set(`0/${Number(r.idx)}`, Buffer.from(r.leaf_hash, 'hex'));
   }
-  for (let i = 0; i < inner.length; i += CHUNK) {
-    const part = inner.slice(i, i + CHUNK);
-    const rows = await db
-      .selectFrom('tlog_nodes')
-      .select(['level', 'idx', 'hash'])
-      .where((eb) => eb.or(part.map((n) => eb.and([eb('level', '=', n.level), eb('idx', '=', n.index)]))))
-      .execute();
-    for (const r of rows) out.set(`${Number(r.level)}/${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
-  }
+  for (const [k, h] of await storedNodes(db, inner)) out.set(k, Buffer.from(h, 'hex'));
   for (const n of uniq) if (!out.has(nodeKey(n))) throw new Error(`tlog node ${nodeKey(n)} is missing from storage`);
   return out;
 }
@@ -426,4 +433,56 @@ export async function checkpointCovering(ctx: Ctx, size: number): Promise<Signed
   // A signing run already in flight may predate the entry; the next one covers it.
   for (let i = 0; i < 3 && c.size < size; i++) c = await checkpointNow(ctx);
   return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integrity check (`menhu check`)
+
+/**
+ * Re-reads the whole log: indices contiguous, each leaf hash = H(0x00 ‖ data), the tree rebuilt from
+ * the leaves gives the stored root and every stored node, and every checkpoint's root at its size,
+ * each signature verifying with the log key. Returns one line per problem.
+ */
+export async function checkTlog(ctx: Ctx): Promise<string[]> {
+  const problems: string[] = [];
+  const db = ctx.db.kysely;
+  const info = logInfo(ctx);
+  const state = await readState(db);
+  const cps = await db.selectFrom('tlog_checkpoints').selectAll().orderBy('size').execute();
+  const want = new Map(cps.map((c) => [Number(c.size), c]));
+  const f: Frontier = { size: 0, nodes: [] };
+  const checkAt = (size: number) => {
+    const c = want.get(size);
+    if (!c) return;
+    if (frontierRoot(f).toString('hex') !== c.root) problems.push(`tlog: checkpoint at size ${size} has a root the entries do not give`);
+    try {
+      const parsed = openCheckpoint(c.note, info.verifierKey, info.origin);
+      if (parsed.size !== size || parsed.root.toString('hex') !== c.root) problems.push(`tlog: checkpoint at size ${size} signs a different tree`);
+    } catch (e) {
+      problems.push(`tlog: checkpoint at size ${size}: ${(e as Error).message}`);
+    }
+  };
+  checkAt(0);
+  const PAGE = 5000;
+  for (;;) {
+    const rows = await db.selectFrom('tlog_entries').select(['idx', 'leaf_hash', 'data']).where('idx', '>=', f.size).orderBy('idx').limit(PAGE).execute();
+    if (rows.length === 0) break;
+    const created: { level: number; index: number; hash: Buffer }[] = [];
+    for (const r of rows) {
+      if (Number(r.idx) !== f.size) {
+        problems.push(`tlog: entry ${f.size} is missing`);
+        return problems;
+      }
+      const lh = leafHash(Buffer.from(r.data, 'utf8'));
+      if (lh.toString('hex') !== r.leaf_hash) problems.push(`tlog: entry ${f.size} has a leaf hash that is not H(0x00 ‖ data)`);
+      created.push(...frontierAppend(f, lh));
+      checkAt(f.size);
+    }
+    const nodes = await storedNodes(db, created);
+    for (const n of created) if (nodes.get(nodeKey(n)) !== n.hash.toString('hex')) problems.push(`tlog: stored node ${nodeKey(n)} is missing or wrong`);
+  }
+  if (f.size !== state.size) problems.push(`tlog: the state says ${state.size} entries, the table has ${f.size}`);
+  else if (frontierRoot(f).toString('hex') !== state.root) problems.push('tlog: the stored root is not the root of the entries');
+  for (const size of want.keys()) if (size > f.size) problems.push(`tlog: checkpoint at size ${size} is beyond the log`);
+  return problems;
 }

@@ -404,3 +404,40 @@ export async function reportFile(ctx: Ctx, tenantId: number, reportId: string, v
   const { data } = await ctx.blobs.get(v.file_key);
   return { version: toVersion(v), data };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Integrity check (`menhu check`)
+
+/** Every version has its log entry (same report, version, file hash, metadata hash) and its blob. */
+export async function checkReports(ctx: Ctx): Promise<string[]> {
+  const problems: string[] = [];
+  const db = ctx.db.kysely;
+  let after = 0;
+  for (;;) {
+    const rows = await db
+      .selectFrom('report_versions as v')
+      .innerJoin('reports as r', 'r.id', 'v.report_pk')
+      .leftJoin('tlog_entries as e', 'e.idx', 'v.tlog_index')
+      .leftJoin('blobs as b', 'b.key', 'v.file_key')
+      .select(['v.id', 'v.tenant_id', 'r.report_id', 'v.version', 'v.file_sha256', 'v.meta_hash', 'v.tlog_index', 'e.data', 'b.sha256 as blob_sha256'])
+      .where('v.id', '>', after)
+      .orderBy('v.id')
+      .limit(2000)
+      .execute();
+    if (rows.length === 0) break;
+    for (const v of rows) {
+      const what = `report ${v.report_id} (tenant ${v.tenant_id}) version ${v.version}`;
+      if (v.data === null) problems.push(`reports: ${what}: log entry ${v.tlog_index} is missing`);
+      else {
+        const e = JSON.parse(v.data) as ReportLogEntry;
+        if (e.report !== v.report_id || e.tenant !== Number(v.tenant_id) || e.version !== Number(v.version) || e.sha256 !== v.file_sha256 || e.meta !== v.meta_hash) {
+          problems.push(`reports: ${what}: log entry ${v.tlog_index} says something else`);
+        }
+      }
+      if (v.blob_sha256 === null) problems.push(`reports: ${what}: the file is missing from the blob store`);
+      else if (v.blob_sha256 !== v.file_sha256) problems.push(`reports: ${what}: the stored file has another SHA-256`);
+      after = Number(v.id);
+    }
+  }
+  return problems;
+}
