@@ -6,6 +6,7 @@
  * the same key with other content is refused.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { hashPassword, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
@@ -235,17 +236,18 @@ export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promis
     await trx.updateTable('ledger_holds').set({ released: 1 }).where('id', 'in', matured.ids).execute();
     await trx.updateTable('ledger_accounts').set((eb) => ({ balance: eb('balance', '+', matured.sum), pending: eb('pending', '-', matured.sum) })).where('id', '=', s.debitId).execute();
   }
-  await trx
-    .updateTable('ledger_accounts')
-    .set((eb) => ({ balance: eb('balance', '-', s.amount) }))
-    .where('id', '=', s.debitId)
-    .execute();
   const holdMs = s.kind === 'fund' ? 0 : ctx.config.ledgerHoldSeconds * 1000;
-  await trx
-    .updateTable('ledger_accounts')
-    .set((eb) => (holdMs > 0 ? { pending: eb('pending', '+', s.amount) } : { balance: eb('balance', '+', s.amount) }))
-    .where('id', '=', s.creditId)
-    .execute();
+  if (holdMs > 0) {
+    await trx.updateTable('ledger_accounts').set((eb) => ({ balance: eb('balance', '-', s.amount) })).where('id', '=', s.debitId).execute();
+    await trx.updateTable('ledger_accounts').set((eb) => ({ pending: eb('pending', '+', s.amount) })).where('id', '=', s.creditId).execute();
+  } else {
+    // both legs in one statement
+    await trx
+      .updateTable('ledger_accounts')
+      .set({ balance: sql<number>`balance + case when id = ${s.creditId} then cast(${s.amount} as bigint) else cast(${-s.amount} as bigint) end` })
+      .where('id', 'in', [s.debitId, s.creditId])
+      .execute();
+  }
   const txid = sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now]));
   const row = await trx
     .insertInto('ledger_transfers')
@@ -304,7 +306,18 @@ export interface PayInput {
 export async function pay(ctx: Ctx, p: PayInput): Promise<TransferResult> {
   const units = parseAmount(p.amount, 'amount');
   const key = checkIdempotencyKey(p.idempotencyKey);
-  const to = await wallet(ctx, p.app.id, p.recvUser, 'recv_user');
+  const recv = checkUsername(p.recvUser, 'recv_user');
+  const send = p.isDeveloper ? null : checkUsername(p.sendUser, 'send_user');
+  const both = await ctx.db.kysely
+    .selectFrom('ledger_accounts')
+    .selectAll()
+    .where('app_id', '=', p.app.id)
+    .where('kind', '=', 'wallet')
+    .where('owner', 'in', send === null ? [recv] : [recv, send])
+    .execute();
+  const found = (name: string) => both.map(normAccount).find((a) => a.owner === name);
+  const to = found(recv);
+  if (!to) throw new DomainError('USER_UNKNOWN', `no wallet ${recv} in this app`, { field: 'recv_user' });
   let from: Account;
   if (p.isDeveloper) {
     if (p.app.developerId === null) throw new DomainError('USER_UNKNOWN', 'this app has no developer account to pay from', { field: 'is_developer' });
@@ -312,7 +325,9 @@ export async function pay(ctx: Ctx, p: PayInput): Promise<TransferResult> {
     if (!dev) throw new DomainError('USER_UNKNOWN', 'the developer of this app no longer exists', { field: 'is_developer' });
     from = await developerAccount(ctx, { id: Number(dev.id), tenantId: Number(dev.tenant_id) });
   } else {
-    from = await wallet(ctx, p.app.id, p.sendUser, 'send_user');
+    const f = found(send!);
+    if (!f) throw new DomainError('USER_UNKNOWN', `no wallet ${send} in this app`, { field: 'send_user' });
+    from = f;
     const pw = checkPayPassword(p.payPassword);
     if (from.id === to.id) throw new DomainError('PAYMENT_REFUSED', 'send_user and recv_user are the same wallet', { field: 'recv_user' });
     await verifyPay(ctx, from, pw);
