@@ -2,7 +2,7 @@
  * Bare onnxruntime for bench/photos.ts, in its own process at the processing children's niceness
  * (set before onnxruntime starts its threads), so the bare baseline and the job pipeline compete
  * for the CPU on equal terms. Messages in: {type:'init', png, scale, tile} then {type:'run', what:
- * 'whole'|'tiles'}; out: {type:'ready', tiles} and {type:'ms', ms}.
+ * 'whole'|'tiles'}; out: {type:'ready', tiles} and {type:'ms', ms, cpu} (wall and CPU milliseconds).
  */
 import { setPriority } from 'node:os';
 import * as ort from 'onnxruntime-node';
@@ -51,9 +51,11 @@ process.on('message', async (m: any) => {
     process.send!({ type: 'ready', tiles: tiles.length });
   } else if (m.type === 'run') {
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     if (m.what === 'whole') await session.run({ input: whole });
     else for (const tile of tiles) await session.run({ input: tile });
-    process.send!({ type: 'ms', ms: performance.now() - t0 });
+    const c = process.cpuUsage(c0);
+    process.send!({ type: 'ms', ms: performance.now() - t0, cpu: (c.user + c.system) / 1000 });
   }
 });
 process.on('disconnect', () => process.exit(0));

@@ -228,3 +228,50 @@ describe('Fangtang dialect (seed 001)', () => {
     assert.deepEqual(r.json, { code: 200, data: { code: B.key, nums: await nums(B) } });
   });
 });
+
+describe('Fangtang limits from configuration', () => {
+  let s: TestServer;
+  let t: Tenant;
+  before(async () => {
+    s = await startServer({ env: { MENHU_PHOTOS_MAX_BYTES: '4000', MENHU_PHOTOS_MAX_PIXELS: '2500' } });
+    const tenant = await createTenant(s.ctx, 'small');
+    const app = await createApp(s.ctx, { tenantId: Number(tenant.id), name: 'small', services: ['fangtang'] });
+    await addQuota(s.ctx.db.kysely, Number(tenant.id), 'fangtang', 3);
+    t = { id: Number(tenant.id), key: app.key, secret: app.secret };
+  });
+  after(() => s.close());
+
+  const up = async (repairType: string, data: Buffer) => {
+    const form = new FormData();
+    form.set('third_code', t.key);
+    form.set('repair_type', repairType);
+    form.set('file', new Blob([data], { type: 'image/png' }), 'x.png');
+    return http(`${s.url}/api/third/photo/upload`, { method: 'POST', headers: { token: fangtangToken(t.secret, Math.floor(Date.now() / 1000)) }, body: form });
+  };
+
+  it('refuses files over the byte cap and images over the pixel cap (9001), charging nothing', async () => {
+    let seed = 1;
+    const random = Buffer.from(Array.from({ length: 48 * 48 * 3 }, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) >> 23));
+    const noisy = await sharp(random, { raw: { width: 48, height: 48, channels: 3 } }).png().toBuffer(); // 2304 pixels, incompressible
+    assert.ok(noisy.length > 4000);
+    const big = await up('sr', noisy);
+    assert.equal(big.json.errno, 9001, big.text);
+    const wide = await up('sr', await sharp({ create: { width: 60, height: 50, channels: 3, background: '#468' } }).png().toBuffer()); // 3000 pixels > 2500
+    assert.equal(wide.json.errno, 9001, wide.text);
+    assert.match(wide.json.msg, /3000 pixels/);
+    const rows = await s.ctx.db.kysely.selectFrom('photo_jobs').selectAll().execute();
+    assert.deepEqual(rows, []);
+  });
+
+  it('runs a repair job (clean-up + sr) to the end within the caps', async () => {
+    const r = await up('repair', await png(sceneSvg(40, 30)));
+    assert.equal(r.json.code, 200, r.text);
+    const job = await s.ctx.jobs.claim([JOB_KIND]);
+    await s.ctx.jobs.runOne(job!);
+    const done = await s.ctx.jobs.get(r.json.data.mdf);
+    assert.equal(done?.state, 'done');
+    const res = JSON.parse(done!.result!);
+    assert.deepEqual([res.width, res.height, res.contentType], [80, 60, 'image/png']);
+    assert.ok(res.timings.model > 0);
+  });
+});

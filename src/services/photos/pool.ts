@@ -23,6 +23,8 @@ export interface PoolTask {
 interface Slot {
   child: ChildProcess;
   busy: boolean;
+  /** Resolves when the child listens for work (a message sent earlier could be lost); rejects if it dies first. */
+  ready: Promise<void>;
 }
 
 /** Niceness of the processing children: below the server, so requests stay fast while a job runs. */
@@ -53,7 +55,22 @@ export class PhotoPool extends EventEmitter {
     } catch {
       // not permitted here: run at normal priority
     }
-    const slot: Slot = { child, busy: false };
+    const ready = new Promise<void>((resolve, reject) => {
+      const onMsg = (m: { type?: string }) => {
+        if (m?.type !== 'ready') return;
+        child.off('message', onMsg);
+        child.off('exit', onExit);
+        resolve();
+      };
+      const onExit = (code: number | null, sig: string | null) => {
+        child.off('message', onMsg);
+        reject(new Error(`photo worker process exited (${sig ?? `code ${code}`}) before it was ready`));
+      };
+      child.on('message', onMsg);
+      child.once('exit', onExit);
+    });
+    ready.catch(() => {});
+    const slot: Slot = { child, busy: false, ready };
     child.on('exit', () => {
       this.slots = this.slots.filter((s) => s !== slot);
       this.release();
@@ -91,6 +108,7 @@ export class PhotoPool extends EventEmitter {
     const { child } = slot;
     this.emit('start', task.id, child.pid);
     try {
+      await slot.ready;
       return await new Promise<ProcessResult>((resolve, reject) => {
         const onMessage = (m: any) => {
           if (m?.id !== task.id) return;
@@ -122,6 +140,7 @@ export class PhotoPool extends EventEmitter {
         child.on('message', onMessage);
         child.on('exit', onExit);
         task.signal?.addEventListener('abort', onAbort, { once: true });
+        if (task.signal?.aborted) return onAbort();
         child.send({ type: 'run', id: task.id, input: task.input, recipe: task.recipe, options: task.options });
       });
     } finally {

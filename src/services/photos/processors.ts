@@ -30,8 +30,8 @@ export interface ProcessResult {
   contentType: string;
   width: number;
   height: number;
-  /** Where the time went, ms: decoding, model runs (onnxruntime only), everything else, encoding. */
-  timings: { decode: number; model: number; other: number; encode: number };
+  /** Where the time went, ms: decoding, model runs (onnxruntime only), everything else, encoding; and CPU time used (all threads). */
+  timings: { decode: number; model: number; other: number; encode: number; cpu: number };
 }
 
 export interface Rgb {
@@ -256,6 +256,7 @@ export async function replaceBackground(img: Rgb, mask: Uint8Array, rgb: [number
 
 export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessOptions, progress: (p: number) => void): Promise<ProcessResult> {
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   const clock = { model: 0 };
   let img: Rgb = await decode(input, opts.maxPixels);
   const format = (img as Decoded).format;
@@ -273,7 +274,14 @@ export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessO
     const out = await data;
     const encode = performance.now() - t0;
     const total = performance.now() - start;
-    return { data: out, contentType, width: img.width, height: img.height, timings: { decode: decodeMs, model: clock.model, other: total - decodeMs - clock.model - encode, encode } };
+    const cpu = process.cpuUsage(cpu0);
+    return {
+      data: out,
+      contentType,
+      width: img.width,
+      height: img.height,
+      timings: { decode: decodeMs, model: clock.model, other: total - decodeMs - clock.model - encode, encode, cpu: (cpu.user + cpu.system) / 1000 },
+    };
   };
   if (recipe.steps[0] === 'bg') {
     const session = await segSession(opts.threads);
