@@ -8,6 +8,7 @@ import ExcelJS from 'exceljs';
 import iconv from 'iconv-lite';
 import sharp from 'sharp';
 import { md5hex } from '../../src/core/crypto.js';
+import { objectsOf } from '../../src/modules/objects.js';
 import type { TestServer } from '../helpers.js';
 import { Client, SIGN_TS, startBqp } from './client.js';
 
@@ -441,8 +442,7 @@ describe('BQP §5 compatibility cases', () => {
   });
 
   it('every call is logged into ApiLog', async () => {
-    await s.ctx.db.kysely.selectFrom('bqp_sessions').select('id').execute(); // let the log flush
-    await new Promise((r) => setTimeout(r, 120));
+    await objectsOf(s.ctx).flushLog();
     const q = await anon.call(`/ApiLog.query?${new URLSearchParams({ res: 'id,ac,retval,userId', cond: "ac='Ordr.del'", orderby: 'id' })}`);
     assert.ok(q[1].d.length >= 1);
     assert.ok(q[1].d.some((r: unknown[]) => r[2] === 5 && r[3] === U));
