@@ -28,6 +28,11 @@ export interface Module {
   rest?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
   mount?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
   demo?(ctx: Ctx, seed: DemoSeed): Promise<void> | void;
+  /**
+   * Integrity checks over the module's stored data (`menhu check`, and after `menhu restore`):
+   * returns one line per problem found, none when everything holds.
+   */
+  check?(ctx: Ctx): Promise<string[]>;
   /** Lines printed by `menhu serve` under "where everything is". */
   banner?(ctx: Ctx): string[];
   close?(ctx: Ctx): Promise<void> | void;

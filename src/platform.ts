@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import { createBlobStore } from './core/blobs/index.js';
+import { createBus } from './core/bus.js';
 import type { Config } from './core/config.js';
 import { systemClock, randomIds, type Clock, type Ctx, type Ids } from './core/context.js';
 import { loadOrCreateMasterKey, SecretBox } from './core/crypto.js';
@@ -55,7 +56,8 @@ export async function createPlatform(config: Config, opts: PlatformOptions = {})
     box: new SecretBox(key),
     blobs: createBlobStore(config, db.kysely, now),
     jobs: new Jobs(db, now, log),
-    limits: createLimits(config.redisUrl, log, now),
+    bus: createBus(config.redisUrl, config.redisPrefix, log),
+    limits: createLimits(config.redisUrl, log, now, config.redisPrefix),
     clock,
     ids: opts.ids ?? randomIds,
     log,
@@ -71,5 +73,6 @@ export async function closePlatform(ctx: Ctx): Promise<void> {
   for (const m of [...MODULES].reverse()) await m.close?.(ctx);
   await ctx.jobs.stop();
   await ctx.limits.close();
+  await ctx.bus.close();
   await ctx.db.close();
 }

@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../core/config.js';
 import type { Ctx } from '../core/context.js';
 import { createApp, listApps, publicApp, rotateSecret, updateApp } from '../core/credentials/apps.js';
 import { migrate, openDatabase } from '../core/db/index.js';
+import { backup, BackupError, restore } from '../core/backup.js';
 import { isDomainError } from '../core/errors.js';
 import { addQuota } from '../core/limits/quotas.js';
 import { DEMO, seedDemo } from '../demo.js';
@@ -10,6 +11,7 @@ import { MODULES } from '../modules/index.js';
 import { closePlatform, createPlatform } from '../platform.js';
 import { buildServer } from '../server.js';
 import { createTenant } from '../services/accounts/index.js';
+import { progressBar } from './progress.js';
 
 const USAGE = `menhu — self-hosted open API platform
 
@@ -24,6 +26,11 @@ usage: menhu <command> [options]
   app rotate <id> [--grace SECONDS]                   new secret; the old one stays valid for the grace period
   app block <id> [--unblock]
   quota add --tenant N --service S --units N          top up (negative: take back) a tenant's quota
+  backup <dir>                                        online backup of the embedded profile (SQLite + data folder)
+  restore <dir>                                       verify a backup and restore it into an empty data folder, then check it
+  check                                               integrity checks of every service's stored data
+  ledger fund <developer|appkey/wallet> <amount> [--key K]   issue ULD to a developer account or a wallet
+  ledger audit                                        check the ledger invariants
 
 Configuration comes from the environment (see README): MENHU_DATA, PORT, DATABASE_URL, REDIS_URL,
 MENHU_MASTER_KEY, S3_*, MENHU_PUBLIC_URL, LOG_LEVEL, …`;
@@ -108,6 +115,19 @@ async function worker(cfg: Config, concurrency: number): Promise<void> {
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
+}
+
+async function runChecks(cfg: Config): Promise<void> {
+  const problems = await withPlatform(cfg, async (ctx) => {
+    const out: string[] = [];
+    for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => `${m.name}: ${p}`));
+    return out;
+  });
+  if (problems.length) {
+    for (const p of problems) console.error(`PROBLEM ${p}`);
+    die(`${problems.length} integrity problem(s)`);
+  }
+  console.log(`integrity checks passed (${MODULES.filter((m) => m.check).map((m) => m.name).join(', ') || 'no service checks registered'})`);
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -197,6 +217,30 @@ export async function main(argv: string[]): Promise<void> {
         if (!o.service) die('--service is required');
         console.log(JSON.stringify({ tenant_id: tenantId, service: o.service, remaining: await addQuota(ctx.db.kysely, tenantId, o.service, units) }));
       });
+    case 'backup': {
+      if (!sub) die('usage: menhu backup <dir>');
+      const bar = progressBar('backup');
+      const m = await backup(cfg, sub, (phase, d, t) => bar.update(d, t, phase));
+      bar.end();
+      const bytes = m.files.reduce((n, f) => n + f.size, 0);
+      console.log(`backup written to ${sub}: ${m.files.length} files, ${bytes} bytes (contains the master key: keep it private)`);
+      return;
+    }
+    case 'restore': {
+      if (!sub) die('usage: menhu restore <dir>');
+      const bar = progressBar('restore');
+      const m = await restore(cfg, sub, (phase, d, t) => bar.update(d, t, phase));
+      bar.end();
+      console.log(`restored ${m.files.length} files from ${sub} (backup of ${m.created_at}) into ${cfg.dataDir}`);
+      return runChecks(cfg);
+    }
+    case 'check':
+      return runChecks(cfg);
+    case 'ledger':
+      return withPlatform(cfg, async (ctx) => {
+        const { ledgerCli } = await import('../services/ledger/cli.js');
+        console.log(JSON.stringify(await ledgerCli(ctx, pos, o.key), null, 2));
+      });
     default:
       die(`unknown command ${JSON.stringify(cmd)}; run menhu help`);
   }
@@ -204,6 +248,7 @@ export async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((e) => {
   if (isDomainError(e)) die(`${e.code}: ${e.message}`);
+  if (e instanceof BackupError) die(e.message);
   console.error(`menhu: ${(e as Error)?.stack ?? e}`);
   process.exit(1);
 });

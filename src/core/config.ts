@@ -13,6 +13,8 @@ export interface Config {
   databaseUrl: string;
   /** Redis connection string; when empty rate limits and nonces live in process. */
   redisUrl: string;
+  /** Prefix of every Redis key, so several deployments (or test databases) can share one Redis. */
+  redisPrefix: string;
   /** Hex or base64 32-byte key; when empty it is generated once into dataDir/master.key. */
   masterKey: string;
   s3: { endpoint: string; bucket: string; region: string; accessKeyId: string; secretAccessKey: string; forcePathStyle: boolean } | null;
@@ -27,6 +29,8 @@ export interface Config {
   defaultRateLimit: number;
   /** Open developer registration through the Ulord dialect. */
   openRegistration: boolean;
+  /** Seconds incoming ledger payments stay unmatured (held) before they can be spent; 0 = at once. */
+  ledgerHoldSeconds: number;
   /** In-process job runner concurrency; 0 disables the in-process runner (use `menhu worker`). */
   jobConcurrency: number;
   logLevel: string;
@@ -34,6 +38,29 @@ export interface Config {
   /** Schema file (YAML or JSON) declaring the BQP objects; default: the shipped example. */
   bqpSchema: string;
   trustProxy: boolean;
+  photos: PhotosConfig;
+}
+
+/** Photo restoration jobs (services/photos, Fangtang dialect). */
+export interface PhotosConfig {
+  /** Largest accepted input in pixels (width × height); beyond it uploads are refused. */
+  maxPixels: number;
+  /** Largest accepted upload in bytes. */
+  maxBytes: number;
+  /** Photo jobs processed at once (each in its own child process). */
+  concurrency: number;
+  /** onnxruntime intra-op threads per job; 0 = onnxruntime's default (one per core). */
+  threads: number;
+  /** Super-resolution factor: 2, 3, 4 or 8 (the weights the npm package ships). */
+  srScale: number;
+  /** Super-resolution tile edge in input pixels (tiles overlap by a fixed margin). */
+  tile: number;
+  /** Path of an ONNX colourization model (contract in docs/fangtang.md); empty = colour refused. */
+  colourModel: string;
+  /** How long inputs and results are kept after a job ends, ms. */
+  retentionMs: number;
+  /** A job not finished this long after upload is failed and refunded, ms. */
+  jobTimeoutMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -74,6 +101,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     publicUrl: env.MENHU_PUBLIC_URL ?? '',
     databaseUrl: env.DATABASE_URL ?? '',
     redisUrl: env.REDIS_URL ?? '',
+    redisPrefix: env.MENHU_REDIS_PREFIX ?? 'menhu:',
     masterKey: env.MENHU_MASTER_KEY ?? '',
     s3,
     bodyLimit: int(env, 'MENHU_BODY_LIMIT', 1024 * 1024),
@@ -82,11 +110,23 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     hmacSkewSeconds: int(env, 'MENHU_HMAC_SKEW', 300),
     defaultRateLimit: int(env, 'MENHU_RATE_LIMIT', 0),
     openRegistration: bool(env, 'MENHU_OPEN_REGISTRATION', true),
+    ledgerHoldSeconds: int(env, 'MENHU_LEDGER_HOLD_SECONDS', 0),
     jobConcurrency: int(env, 'MENHU_JOB_CONCURRENCY', 1),
     logLevel: env.LOG_LEVEL ?? 'info',
     bqpPrefix: env.MENHU_BQP_PREFIX ?? '/api',
     bqpSchema: resolve(env.MENHU_BQP_SCHEMA || fileURLToPath(new URL('../../examples/bqp-schema.yaml', import.meta.url))),
     trustProxy: bool(env, 'MENHU_TRUST_PROXY', false),
+    photos: {
+      maxPixels: int(env, 'MENHU_PHOTOS_MAX_PIXELS', 2_000_000),
+      maxBytes: int(env, 'MENHU_PHOTOS_MAX_BYTES', 20 * 1024 * 1024),
+      concurrency: int(env, 'MENHU_PHOTOS_CONCURRENCY', 1),
+      threads: int(env, 'MENHU_PHOTOS_THREADS', 0),
+      srScale: int(env, 'MENHU_PHOTOS_SR_SCALE', 2),
+      tile: int(env, 'MENHU_PHOTOS_TILE', 512),
+      colourModel: env.MENHU_PHOTOS_COLOUR_MODEL ?? '',
+      retentionMs: int(env, 'MENHU_PHOTOS_RETENTION_S', 3600) * 1000,
+      jobTimeoutMs: int(env, 'MENHU_PHOTOS_JOB_TIMEOUT_S', 3600) * 1000,
+    },
     ...overrides,
   };
   if (!cfg.publicUrl) cfg.publicUrl = `http://${cfg.host === '0.0.0.0' ? '127.0.0.1' : cfg.host}:${cfg.port}`;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { BlobStore } from './blobs/index.js';
+import type { Bus } from './bus.js';
 import type { Config } from './config.js';
 import type { SecretBox } from './crypto.js';
 import type { Database } from './db/index.js';
@@ -48,6 +49,8 @@ export interface Ctx {
   blobs: BlobStore;
   jobs: Jobs;
   limits: Limits;
+  /** Cache invalidation between the processes of one installation. */
+  bus: Bus;
   clock: Clock;
   ids: Ids;
   log: Logger;

@@ -37,10 +37,19 @@ export const ERROR_CODES = [
   'GONE', // existed, expired
   'UNAVAILABLE', // a backing service is down
   'INSUFFICIENT_FUNDS',
+  'MISSING_FIELD', // a required field is absent (VALIDATION: present but wrong)
+  'CONTENT_UNKNOWN', // no published content with that id
+  'NOT_PURCHASED', // content must be paid for first
+  'PAYMENT_REFUSED', // a transfer that cannot be made (to self, idempotency key reused with other content)
+  'PROCESSING_FAILED', // an input could not be decoded, or processing it failed
   'UNKNOWN_FIELD', // a query names a field the object does not declare
   'DB_ERROR', // the database refused a statement (constraint, type)
   'ABORTED', // not run because an earlier step of the same transaction failed
   'INTERNAL',
+  // reports
+  'REPORT_EXISTS', // commit of a report ID that is already registered
+  'REPORT_RECALLED', // the report is recalled already
+  'METADATA_MISMATCH', // recall metadata differs from the registered metadata
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -100,8 +109,16 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   GONE: 410,
   UNAVAILABLE: 503,
   INSUFFICIENT_FUNDS: 402,
+  MISSING_FIELD: 400,
+  CONTENT_UNKNOWN: 404,
+  NOT_PURCHASED: 402,
+  PAYMENT_REFUSED: 409,
+  PROCESSING_FAILED: 422,
   UNKNOWN_FIELD: 400,
   DB_ERROR: 500,
   ABORTED: 409,
   INTERNAL: 500,
+  REPORT_EXISTS: 409,
+  REPORT_RECALLED: 409,
+  METADATA_MISMATCH: 409,
 };

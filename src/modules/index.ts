@@ -5,25 +5,30 @@
 import type { Module } from '../module.js';
 
 // slot: links + qr (issue 3)
-const links: Module[] = [];
+import { linksModule } from './links.js';
+const links: Module[] = [linksModule];
 
 // slot: reports + tlog + MiningLamp (issue 3)
-const reports: Module[] = [];
+import { reportsModule } from './reports.js';
+const reports: Module[] = [reportsModule];
 
 // slot: codes + cli.im (issue 4)
 const codes: Module[] = [];
 
 // slot: ledger + Ulord (issue 5)
-const ledger: Module[] = [];
+import { ledgerModule } from './ledger.js';
+const ledger: Module[] = [ledgerModule];
 
 // slot: photos + Fangtang (issue 6)
-const photos: Module[] = [];
+import { photosModule } from './photos.js';
+const photos: Module[] = [photosModule];
 
 // slot: objects + BQP (issue 7)
 import { objectsModule } from './objects.js';
 const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
-const consoleUi: Module[] = [];
+import { consoleModule } from './console.js';
+const consoleUi: Module[] = [consoleModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

@@ -184,8 +184,9 @@ export class BlobStore {
     return { row, body: await this.backend.stream(key) };
   }
 
-  async setExpiry(key: string, expiresAt: number | null): Promise<void> {
-    await this.db.updateTable('blobs').set({ expires_at: expiresAt }).where('key', '=', key).execute();
+  /** Pass the transaction of the work that decides the expiry so both commit or neither. */
+  async setExpiry(key: string, expiresAt: number | null, exec: Kysely<DB> = this.db): Promise<void> {
+    await exec.updateTable('blobs').set({ expires_at: expiresAt }).where('key', '=', key).execute();
   }
 
   async delete(key: string): Promise<void> {

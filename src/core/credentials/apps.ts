@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { DB } from '../db/index.js';
 import type { Ctx } from '../context.js';
 import { randomHex } from '../crypto.js';
 import type { AppRow } from '../db/schema.js';
@@ -107,19 +108,31 @@ const servesAny = (services: string[], wanted: string[]): boolean =>
   services.includes('*') || wanted.includes('*') || wanted.some((s) => services.includes(s));
 
 /**
- * App lookups are cached in process for a short time (a changed app is seen everywhere within
- * APP_CACHE_MS; in this process at once, because writes invalidate).
+ * App lookups are cached in process for a short time. Writes invalidate through the bus, so a
+ * changed app is seen at once in this process and within milliseconds on every other server
+ * (APP_CACHE_MS bounds it if an invalidation is lost).
  */
 const APP_CACHE_MS = 1000;
+const APPS_TOPIC = 'apps';
 const cache = new WeakMap<Ctx, Map<string, { at: number; apps: App[] }>>();
 
 export function invalidateApps(ctx: Ctx): void {
   cache.get(ctx)?.clear();
+  ctx.bus.publish(APPS_TOPIC, '*');
+}
+
+function appCache(ctx: Ctx): Map<string, { at: number; apps: App[] }> {
+  let m = cache.get(ctx);
+  if (!m) {
+    const fresh = new Map<string, { at: number; apps: App[] }>();
+    cache.set(ctx, (m = fresh));
+    ctx.bus.subscribe(APPS_TOPIC, () => fresh.clear(), () => fresh.clear());
+  }
+  return m;
 }
 
 async function appsWithKey(ctx: Ctx, key: string): Promise<App[]> {
-  let m = cache.get(ctx);
-  if (!m) cache.set(ctx, (m = new Map()));
+  const m = appCache(ctx);
   const t = ctx.clock.now();
   const hit = m.get(key);
   if (hit && t - hit.at < APP_CACHE_MS) return hit.apps;
@@ -174,6 +187,16 @@ function checkServices(services: string[]): void {
 
 const KEY_RE = /^[A-Za-z0-9_.@-]{1,128}$/;
 
+/** Refuses references to rows that do not exist (a domain error, not a foreign-key failure). */
+async function checkRefs(db: Kysely<DB>, r: { tenantId?: number; typeId?: number | null }): Promise<void> {
+  if (r.tenantId !== undefined && !(await db.selectFrom('tenants').select('id').where('id', '=', r.tenantId).executeTakeFirst())) {
+    throw new DomainError('NOT_FOUND', `no tenant ${r.tenantId}`, { field: 'tenant_id' });
+  }
+  if (r.typeId != null && !(await db.selectFrom('app_types').select('id').where('id', '=', r.typeId).executeTakeFirst())) {
+    throw new DomainError('NOT_FOUND', `no app type ${r.typeId}`, { field: 'type_id' });
+  }
+}
+
 export async function createApp(ctx: Ctx, input: CreateAppInput): Promise<App> {
   const services = input.services ?? ['*'];
   checkServices(services);
@@ -189,6 +212,7 @@ export async function createApp(ctx: Ctx, input: CreateAppInput): Promise<App> {
   const t = ctx.clock.now();
   const row = await ctx.db.tx(async (trx) => {
     if (ctx.db.dialect === 'postgres') await sql`select pg_advisory_xact_lock(hashtext(${'app-key:' + key}))`.execute(trx);
+    await checkRefs(trx, { tenantId: input.tenantId, typeId: input.typeId });
     const same = await trx.selectFrom('apps').select(['services']).where('key', '=', key).execute();
     if (same.some((r) => servesAny(JSON.parse(r.services) as string[], services))) {
       throw new DomainError('CONFLICT', `an app with key ${key} already serves one of these services`, { field: 'key' });
@@ -243,6 +267,7 @@ export async function updateApp(ctx: Ctx, id: number, u: UpdateAppInput): Promis
   if (u.rateLimit !== undefined) set.rate_limit = u.rateLimit;
   if (u.expiresAt !== undefined) set.expires_at = u.expiresAt;
   if (u.blocked !== undefined) set.blocked = u.blocked ? 1 : 0;
+  await checkRefs(ctx.db.kysely, { typeId: u.typeId });
   const row = await ctx.db.kysely.updateTable('apps').set(set).where('id', '=', id).returningAll().executeTakeFirst();
   if (!row) throw new DomainError('NOT_FOUND', `no app ${id}`);
   invalidateApps(ctx);

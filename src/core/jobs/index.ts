@@ -199,6 +199,43 @@ export class Jobs {
     this.log.error({ job: id, error }, 'job failed');
   }
 
+  /**
+   * Fails (and runs onFailed for) jobs of `kind` still queued or running that were created before
+   * `createdBefore`: work that did not finish in time. A worker still running one loses it (its
+   * completion no longer matches) and, when it runs in this process, is aborted. Returns the ids.
+   */
+  async expire(kind: string, createdBefore: number, error: string): Promise<string[]> {
+    const stale = await this.db.kysely
+      .selectFrom('jobs')
+      .select('id')
+      .where('kind', '=', kind)
+      .where('state', 'in', ['queued', 'running'])
+      .where('created_at', '<', createdBefore)
+      .limit(100)
+      .execute();
+    const done: string[] = [];
+    for (const { id } of stale) {
+      const t = this.now();
+      const failed = await this.db.tx(async (trx) => {
+        const upd = await trx
+          .updateTable('jobs')
+          .set({ state: 'failed', error, lease_until: null, updated_at: t, finished_at: t })
+          .where('id', '=', id)
+          .where('state', 'in', ['queued', 'running'])
+          .executeTakeFirst();
+        if (Number(upd.numUpdatedRows) !== 1) return false;
+        const job = await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+        await this.handlers.get(job.kind)?.onFailed?.(trx, job, error);
+        return true;
+      });
+      if (failed) {
+        this.running.get(id)?.abort();
+        done.push(id);
+      }
+    }
+    return done;
+  }
+
   /** Runs one claimed job to its end (used by the runner and by tests). */
   async runOne(job: Job, worker = this.workerId): Promise<void> {
     const h = this.handlers.get(job.kind);

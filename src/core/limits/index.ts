@@ -78,7 +78,7 @@ export class MemoryLimits implements Limits {
 const HIT_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('PTTL', KEYS[1])}
+return n
 `;
 
 export class RedisLimits implements Limits {
@@ -86,7 +86,12 @@ export class RedisLimits implements Limits {
   private readonly fallback: MemoryLimits;
   private down = false;
 
-  constructor(url: string, private readonly log: Logger, now: () => number = Date.now) {
+  constructor(
+    url: string,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+    private readonly prefix = 'menhu:',
+  ) {
     this.fallback = new MemoryLimits(now);
     this.redis = new Redis(url, {
       lazyConnect: false,
@@ -115,11 +120,13 @@ export class RedisLimits implements Limits {
 
   async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
     try {
-      const [n, ttl] = (await (this.redis as unknown as { menhuHit(k: string, w: number): Promise<[number, number]> }).menhuHit(
-        `menhu:rl:${key}`,
-        windowMs,
-      )) as [number, number];
-      return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: ttl > 0 ? ttl : windowMs };
+      // Windows are aligned to the clock (every server agrees on them); the key outlives its window a little.
+      const t = this.now();
+      const n = await (this.redis as unknown as { menhuHit(k: string, ttl: number): Promise<number> }).menhuHit(
+        `${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`,
+        windowMs * 2,
+      );
+      return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: windowMs - (t % windowMs) };
     } catch (e) {
       this.outage(e);
       return this.fallback.hit(key, limit, windowMs);
@@ -128,7 +135,7 @@ export class RedisLimits implements Limits {
 
   async firstUse(nonce: string, ttlMs: number): Promise<boolean> {
     try {
-      const r = await this.redis.set(`menhu:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX');
+      const r = await this.redis.set(`${this.prefix}nonce:${nonce}`, '1', 'PX', ttlMs, 'NX');
       return r === 'OK';
     } catch (e) {
       this.outage(e);
@@ -146,6 +153,6 @@ export class RedisLimits implements Limits {
   }
 }
 
-export function createLimits(redisUrl: string, log: Logger, now?: () => number): Limits {
-  return redisUrl ? new RedisLimits(redisUrl, log, now) : new MemoryLimits(now);
+export function createLimits(redisUrl: string, log: Logger, now?: () => number, prefix?: string): Limits {
+  return redisUrl ? new RedisLimits(redisUrl, log, now, prefix) : new MemoryLimits(now);
 }

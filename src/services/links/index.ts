@@ -1,0 +1,374 @@
+/**
+ * Short links and their scans. A link maps /s/<code> to something in a service (a redirect URL, a
+ * code record, a report). Lookups on the scan path come from an in-process cache; edits invalidate
+ * it here and, when REDIS_URL is set, on every other server through a pub/sub channel. Scan events
+ * are buffered and written in batches, never on the request's critical path.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { sql, type Kysely } from 'kysely';
+import type { Ctx } from '../../core/context.js';
+import type { DB } from '../../core/db/schema.js';
+import { DomainError } from '../../core/errors.js';
+import { classifyUa, ipPrefix, referrerHost } from './classify.js';
+import type { LinkTable } from './schema.js';
+import type { Selectable } from 'kysely';
+import './schema.js';
+
+export { classifyUa, ipPrefix, isBot, referrerHost } from './classify.js';
+
+export type LinkKind = 'url' | 'code' | 'report';
+export const LINK_KINDS: readonly LinkKind[] = ['url', 'code', 'report'];
+
+export interface Link {
+  id: number;
+  code: string;
+  tenantId: number;
+  kind: LinkKind;
+  targetRef: string;
+  url: string | null;
+  createdAt: number;
+}
+
+export interface LinkView extends Link {
+  disabled: boolean;
+}
+
+/** Unambiguous alphabet: no 0/O/o, 1/l/I. 56^8 ≈ 9.7e13 codes. */
+export const CODE_ALPHABET = '23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz';
+export const CODE_LENGTH = 8;
+export const CODE_RE = /^[2-9A-HJ-NP-Za-km-np-z]{8}$/;
+/** Codes a lookup may even consider (legacy or custom codes may be 4-32 of A-Z a-z 0-9 _ -). */
+const LOOKUP_RE = /^[A-Za-z0-9_-]{4,32}$/;
+
+export function newCode(ctx: Ctx): string {
+  let n = BigInt('0x' + ctx.ids.hex32());
+  const base = BigInt(CODE_ALPHABET.length);
+  let out = '';
+  for (let i = 0; i < CODE_LENGTH; i++) {
+    out += CODE_ALPHABET[Number(n % base)];
+    n /= base;
+  }
+  return out;
+}
+
+export const shortUrl = (ctx: Ctx, code: string): string => `${ctx.config.publicUrl}/s/${code}`;
+
+const toLink = (r: Selectable<LinkTable>): LinkView => ({
+  id: Number(r.id),
+  code: r.code,
+  tenantId: Number(r.tenant_id),
+  kind: r.kind as LinkKind,
+  targetRef: r.target_ref,
+  url: r.url,
+  createdAt: Number(r.created_at),
+  disabled: !!r.disabled,
+});
+
+export function checkRedirectUrl(url: unknown, field = 'url'): string {
+  if (typeof url !== 'string' || url.length > 2048) throw new DomainError('VALIDATION', `${field} must be an http(s) URL of at most 2048 characters`, { field });
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new DomainError('VALIDATION', `${field} is not a valid URL`, { field });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new DomainError('VALIDATION', `${field} must use http or https`, { field });
+  return u.toString();
+}
+
+function checkInput(input: { tenantId: number; kind: LinkKind; targetRef: string; url?: string }): string | null {
+  if (!LINK_KINDS.includes(input.kind)) throw new DomainError('VALIDATION', `kind must be one of ${LINK_KINDS.join(', ')}`, { field: 'kind' });
+  if (typeof input.targetRef !== 'string' || !input.targetRef || input.targetRef.length > 2048) {
+    throw new DomainError('VALIDATION', 'target_ref is required (at most 2048 characters)', { field: 'target_ref' });
+  }
+  if (input.kind === 'url') return checkRedirectUrl(input.url);
+  if (input.url !== undefined && input.url !== null) throw new DomainError('VALIDATION', `only url links carry a url`, { field: 'url' });
+  return null;
+}
+
+const byTarget = (db: Kysely<DB>, tenantId: number, kind: LinkKind, targetRef: string) =>
+  db.selectFrom('links').selectAll().where('tenant_id', '=', tenantId).where('kind', '=', kind).where('target_ref', '=', targetRef).executeTakeFirst();
+
+/**
+ * The link of (tenant, kind, targetRef), created if missing. Idempotent and safe under concurrency:
+ * the unique index on (tenant_id, kind, target_ref) decides the winner, the loser reads it back.
+ * Runs inside trx when given (the caller's transaction), without aborting it on a conflict.
+ */
+export async function ensureLink(
+  ctx: Ctx,
+  input: { tenantId: number; kind: LinkKind; targetRef: string; url?: string },
+  trx?: Kysely<DB>,
+): Promise<{ link: Link; created: boolean }> {
+  const url = checkInput(input);
+  const db = trx ?? ctx.db.kysely;
+  const found = await byTarget(db, input.tenantId, input.kind, input.targetRef);
+  if (found) return { link: toLink(found), created: false };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const code = newCode(ctx);
+    const row = await db
+      .insertInto('links')
+      .values({ code, tenant_id: input.tenantId, kind: input.kind, target_ref: input.targetRef, url, created_at: ctx.clock.now(), disabled: 0 })
+      .onConflict((oc) => oc.doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (row) {
+      forget(ctx, code);
+      return { link: toLink(row), created: true };
+    }
+    const again = await byTarget(db, input.tenantId, input.kind, input.targetRef);
+    if (again) return { link: toLink(again), created: false };
+    // else: the random code collided with another link's; draw again
+  }
+  throw new DomainError('INTERNAL', 'could not allocate a short code');
+}
+
+export async function findLinkByTarget(ctx: Ctx, tenantId: number, kind: LinkKind, targetRef: string): Promise<Link | null> {
+  const r = await byTarget(ctx.db.kysely, tenantId, kind, targetRef);
+  return r ? toLink(r) : null;
+}
+
+export async function getLink(ctx: Ctx, code: string): Promise<LinkView | null> {
+  if (!LOOKUP_RE.test(code)) return null;
+  const r = await ctx.db.kysely.selectFrom('links').selectAll().where('code', '=', code).executeTakeFirst();
+  return r ? toLink(r) : null;
+}
+
+export async function listLinks(ctx: Ctx, f: { tenantId?: number; kind?: LinkKind; limit?: number; offset?: number }): Promise<LinkView[]> {
+  let q = ctx.db.kysely.selectFrom('links').selectAll().orderBy('id', 'desc');
+  if (f.tenantId !== undefined) q = q.where('tenant_id', '=', f.tenantId);
+  if (f.kind !== undefined) q = q.where('kind', '=', f.kind);
+  return (await q.limit(Math.min(f.limit ?? 100, 1000)).offset(f.offset ?? 0).execute()).map(toLink);
+}
+
+/** Disables / re-enables a link, or changes a url link's target. The next scan sees it (every server within 1 s). */
+export async function updateLink(ctx: Ctx, code: string, u: { disabled?: boolean; url?: string }): Promise<LinkView> {
+  const cur = await getLink(ctx, code);
+  if (!cur) throw new DomainError('NOT_FOUND', `no link ${code}`);
+  const set: { disabled?: number; url?: string } = {};
+  if (u.disabled !== undefined) set.disabled = u.disabled ? 1 : 0;
+  if (u.url !== undefined) {
+    if (cur.kind !== 'url') throw new DomainError('VALIDATION', 'only url links have a url to change', { field: 'url' });
+    set.url = checkRedirectUrl(u.url);
+  }
+  if (Object.keys(set).length === 0) return cur;
+  const r = await ctx.db.kysely.updateTable('links').set(set).where('id', '=', cur.id).returningAll().executeTakeFirstOrThrow();
+  invalidateLink(ctx, code);
+  return toLink(r);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-process state: the resolve cache, the invalidation channel, the scan buffer.
+
+/** Safety net: an entry is re-read at least this often even if an invalidation was lost. */
+const CACHE_TTL_MS = 60_000;
+const NEGATIVE_TTL_MS = 2_000;
+const CACHE_MAX = 100_000;
+export const LINKS_TOPIC = 'links';
+export const FLUSH_MS = 250;
+export const FLUSH_AT = 500;
+const BUFFER_MAX = 50_000;
+
+interface ScanEvent {
+  linkId: number;
+  tenantId: number;
+  at: number;
+  ua: string | undefined;
+  referrer: string | undefined;
+  ip: string;
+}
+
+interface State {
+  cache: Map<string, { link: Link | null; at: number }>;
+  buffer: ScanEvent[];
+  timer: NodeJS.Timeout | null;
+  flushing: Promise<void> | null;
+  salt: string | null;
+  dropped: number;
+}
+
+const states = new WeakMap<Ctx, State>();
+function state(ctx: Ctx): State {
+  let s = states.get(ctx);
+  if (!s) states.set(ctx, (s = { cache: new Map(), buffer: [], timer: null, flushing: null, salt: null, dropped: 0 }));
+  return s;
+}
+
+/** Drops the local cache entry only (used on create, and by the invalidation subscriber). */
+function forget(ctx: Ctx, code: string): void {
+  states.get(ctx)?.cache.delete(code);
+}
+
+/** Subscribes to invalidations (on every server, through the bus) and loads the visitor salt. */
+export async function startLinks(ctx: Ctx): Promise<void> {
+  const s = state(ctx);
+  s.salt = await visitorSalt(ctx);
+  ctx.bus.subscribe(
+    LINKS_TOPIC,
+    (code) => forget(ctx, code),
+    () => s.cache.clear(), // a subscriber that was disconnected may have missed invalidations
+  );
+}
+
+export async function stopLinks(ctx: Ctx): Promise<void> {
+  const s = states.get(ctx);
+  if (!s) return;
+  await flushScans(ctx);
+  states.delete(ctx);
+}
+
+/** The link behind a code, from the in-process cache; null for unknown and disabled links. */
+export async function resolveLink(ctx: Ctx, code: string): Promise<Link | null> {
+  if (!LOOKUP_RE.test(code)) return null;
+  const s = state(ctx);
+  const t = ctx.clock.now();
+  const hit = s.cache.get(code);
+  if (hit && t - hit.at < (hit.link ? CACHE_TTL_MS : NEGATIVE_TTL_MS)) return hit.link;
+  const r = await ctx.db.kysely.selectFrom('links').selectAll().where('code', '=', code).executeTakeFirst();
+  const link = r && !r.disabled ? toLink(r) : null;
+  const view: Link | null = link && { id: link.id, code: link.code, tenantId: link.tenantId, kind: link.kind, targetRef: link.targetRef, url: link.url, createdAt: link.createdAt };
+  if (s.cache.size >= CACHE_MAX) s.cache.clear();
+  s.cache.set(code, { link: view, at: t });
+  return view;
+}
+
+/** Drops a code from the cache here, and on every server through Redis when configured. */
+export function invalidateLink(ctx: Ctx, code: string): void {
+  forget(ctx, code);
+  ctx.bus.publish(LINKS_TOPIC, code);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scans
+
+async function visitorSalt(ctx: Ctx): Promise<string> {
+  const db = ctx.db.kysely;
+  await db.insertInto('settings').values({ key: 'links_visitor_salt', value: randomBytes(32).toString('hex') }).onConflict((oc) => oc.column('key').doNothing()).execute();
+  return (await db.selectFrom('settings').select('value').where('key', '=', 'links_visitor_salt').executeTakeFirstOrThrow()).value;
+}
+
+const utcDay = (t: number): string => new Date(t).toISOString().slice(0, 10);
+
+/** Buffers one scan; written with others every FLUSH_MS or at FLUSH_AT events, and on close. */
+export function recordScan(ctx: Ctx, link: Link, hit: { ua?: string; referrer?: string; ip: string }): void {
+  const s = state(ctx);
+  if (s.buffer.length >= BUFFER_MAX) {
+    s.dropped++; // the database is far behind; shed analytics rather than memory
+    return;
+  }
+  s.buffer.push({ linkId: link.id, tenantId: link.tenantId, at: ctx.clock.now(), ua: hit.ua?.slice(0, 512), referrer: hit.referrer?.slice(0, 2048), ip: hit.ip });
+  if (s.buffer.length >= FLUSH_AT) void flushScans(ctx);
+  else if (!s.timer) {
+    s.timer = setTimeout(() => {
+      s.timer = null;
+      void flushScans(ctx);
+    }, FLUSH_MS);
+    s.timer.unref();
+  }
+}
+
+/** Writes every buffered scan now. Resolves when they are stored (or logged as lost). */
+export async function flushScans(ctx: Ctx): Promise<void> {
+  const s = states.get(ctx);
+  if (!s) return;
+  while (s.flushing) await s.flushing;
+  if (s.timer) {
+    clearTimeout(s.timer);
+    s.timer = null;
+  }
+  if (s.buffer.length === 0) return;
+  const batch = s.buffer.splice(0, s.buffer.length);
+  s.flushing = (async () => {
+    try {
+      const salt = s.salt ?? (s.salt = await visitorSalt(ctx));
+      const rows = batch.map((e) => {
+        const c = classifyUa(e.ua);
+        return {
+          link_id: e.linkId,
+          tenant_id: e.tenantId,
+          at: e.at,
+          device: c.device,
+          os: c.os,
+          referrer_host: referrerHost(e.referrer),
+          ip_prefix: ipPrefix(e.ip),
+          visitor: createHash('sha256').update(`${e.ip}|${utcDay(e.at)}|${salt}`).digest('hex'),
+          bot: c.bot ? 1 : 0,
+        };
+      });
+      for (let i = 0; i < rows.length; i += FLUSH_AT) await ctx.db.kysely.insertInto('link_scans').values(rows.slice(i, i + FLUSH_AT)).execute();
+    } catch (e) {
+      ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
+    } finally {
+      s.flushing = null;
+    }
+  })();
+  await s.flushing;
+  if (s.buffer.length >= FLUSH_AT) await flushScans(ctx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Analytics
+
+export interface LinkStats {
+  from: number;
+  to: number;
+  bucket: 'hour' | 'day';
+  /** Scans by people (bots excluded). */
+  scans: number;
+  /** Distinct visitor-days (hashed address + UTC day) among people's scans. */
+  unique_visitors: number;
+  /** Scans by bots and link-preview fetchers, counted apart. */
+  bots: number;
+  series: { t: number; scans: number; unique_visitors: number; bots: number }[];
+  devices: Record<string, number>;
+  os: Record<string, number>;
+  referrers: { host: string; scans: number }[];
+}
+
+const BUCKET_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+
+export async function linkStats(
+  ctx: Ctx,
+  scope: { tenantId: number; linkIds?: number[] },
+  opts: { from?: number; to?: number; bucket: 'hour' | 'day' },
+): Promise<LinkStats> {
+  const ms = BUCKET_MS[opts.bucket];
+  if (!ms) throw new DomainError('VALIDATION', 'bucket must be hour or day', { field: 'bucket' });
+  const to = opts.to ?? ctx.clock.now();
+  const from = opts.from ?? to - (opts.bucket === 'hour' ? 48 : 30) * ms;
+  if (!(from <= to)) throw new DomainError('VALIDATION', 'from must not be after to', { field: 'from' });
+  if ((to - from) / ms > 5000) throw new DomainError('VALIDATION', `at most 5000 ${opts.bucket} buckets per query; narrow from/to`, { field: 'from' });
+  if (scope.linkIds && scope.linkIds.length === 0) return { from, to, bucket: opts.bucket, scans: 0, unique_visitors: 0, bots: 0, series: [], devices: {}, os: {}, referrers: [] };
+  await flushScans(ctx);
+  const db = ctx.db.kysely;
+  const base = () => {
+    let q = db.selectFrom('link_scans').where('tenant_id', '=', scope.tenantId).where('at', '>=', from).where('at', '<', to);
+    if (scope.linkIds) q = q.where('link_id', 'in', scope.linkIds);
+    return q;
+  };
+  const bucketExpr = sql<number>`(at / ${sql.lit(ms)}) * ${sql.lit(ms)}`;
+  const [series, totals, devices, oses, refs] = await Promise.all([
+    base()
+      .select([bucketExpr.as('t'), sql<number>`sum(case when bot = 0 then 1 else 0 end)`.as('scans'), sql<number>`count(distinct case when bot = 0 then visitor end)`.as('uv'), sql<number>`sum(bot)`.as('bots')])
+      .groupBy(bucketExpr)
+      .orderBy(bucketExpr)
+      .execute(),
+    base()
+      .select([sql<number>`sum(case when bot = 0 then 1 else 0 end)`.as('scans'), sql<number>`count(distinct case when bot = 0 then visitor end)`.as('uv'), sql<number>`sum(bot)`.as('bots')])
+      .executeTakeFirst(),
+    base().where('bot', '=', 0).select(['device', sql<number>`count(*)`.as('n')]).groupBy('device').execute(),
+    base().where('bot', '=', 0).select(['os', sql<number>`count(*)`.as('n')]).groupBy('os').execute(),
+    base().where('bot', '=', 0).where('referrer_host', 'is not', null).select(['referrer_host', sql<number>`count(*)`.as('n')]).groupBy('referrer_host').orderBy(sql`count(*)`, 'desc').limit(20).execute(),
+  ]);
+  return {
+    from,
+    to,
+    bucket: opts.bucket,
+    scans: Number(totals?.scans ?? 0),
+    unique_visitors: Number(totals?.uv ?? 0),
+    bots: Number(totals?.bots ?? 0),
+    series: series.map((r) => ({ t: Number(r.t), scans: Number(r.scans), unique_visitors: Number(r.uv), bots: Number(r.bots) })),
+    devices: Object.fromEntries(devices.map((r) => [r.device, Number(r.n)])),
+    os: Object.fromEntries(oses.map((r) => [r.os, Number(r.n)])),
+    referrers: refs.map((r) => ({ host: r.referrer_host!, scans: Number(r.n) })),
+  };
+}

@@ -1,0 +1,91 @@
+/**
+ * Cluster mode of the test harness (MENHU_TEST_CLUSTER=1, with --pg): every test server becomes two
+ * API servers, each with its own platform (own pool, caches and limiter) on the same PostgreSQL
+ * database and Redis, behind a round-robin proxy on loopback that alternates servers on every
+ * request; when the test asks for background jobs, a separate worker platform runs them and the API
+ * servers run none. The whole acceptance suite then runs against this topology unchanged.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { pino } from 'pino';
+import type { Ctx } from '../src/core/context.js';
+import { closePlatform, createPlatform } from '../src/platform.js';
+import { buildServer } from '../src/server.js';
+import type { TestOptions, TestPlatform, TestServer } from './helpers.js';
+
+export const inCluster = process.env.MENHU_TEST_CLUSTER === '1';
+
+/** Alternates requests between targets; counts what each one got so tests can see both served. */
+export function roundRobinProxy(targets: string[]): Promise<{ url: string; served: number[]; close(): Promise<void> }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const served = targets.map(() => 0);
+  let next = 0;
+  const server = http.createServer((req, res) => {
+    const i = next++ % targets.length;
+    served[i]++;
+    const t = new URL(targets[i]);
+    const up = http.request(
+      { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent },
+      (ur) => {
+        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
+        ur.pipe(res);
+      },
+    );
+    up.on('error', (e) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`proxy: ${e.message}`);
+    });
+    req.pipe(up);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      resolve({
+        url,
+        served,
+        close: () =>
+          new Promise<void>((r) => {
+            agent.destroy();
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+async function listen(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
+
+export async function startCluster(first: TestPlatform, opts: TestOptions): Promise<TestServer> {
+  const jobs = first.config.jobConcurrency;
+  const log = opts.logStream ? first.ctx.log : pino({ level: process.env.TEST_LOG ?? 'silent' });
+  // The first platform (made by startPlatform: fresh database) is server 1; server 2 and the worker
+  // open the same database as separate platforms. They share one config object, so a test that
+  // changes a setting changes it on every "machine", as a redeploy would.
+  first.ctx.config.jobConcurrency = 0;
+  const second: Ctx = await createPlatform(first.ctx.config, { clock: opts.clock, log });
+  const worker: Ctx | null = jobs > 0 ? await createPlatform(first.ctx.config, { clock: opts.clock, log }) : null;
+  worker?.jobs.start(jobs);
+  const logOpts = opts.logStream ? { logStream: opts.logStream } : { logger: false };
+  const app1 = await buildServer(first.ctx, logOpts);
+  const app2 = await buildServer(second, logOpts);
+  const proxy = await roundRobinProxy([await listen(app1), await listen(app2)]);
+  first.ctx.config.publicUrl = proxy.url;
+  return {
+    ...first,
+    app: app1,
+    url: proxy.url,
+    close: async () => {
+      await proxy.close();
+      await app1.close();
+      await app2.close();
+      if (worker) await closePlatform(worker);
+      await closePlatform(second);
+      await first.close();
+    },
+  };
+}

@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import sharp from 'sharp';
+import { ManualClock } from '../../src/core/context.js';
+import { createApp } from '../../src/core/credentials/apps.js';
+import { fangtangToken } from '../../src/core/credentials/schemes.js';
+import { addQuota } from '../../src/core/limits/quotas.js';
+import { createTenant } from '../../src/services/accounts/index.js';
+import { expireStalePhotoJobs, JOB_KIND, photoPool } from '../../src/services/photos/index.js';
+import { http, startServer, type TestServer } from '../helpers.js';
+import { jpeg, personSvg, png, rawRgb, sceneSvg } from './fixtures.js';
+
+const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
+
+interface Tenant {
+  id: number;
+  key: string;
+  secret: string;
+}
+
+describe('Fangtang dialect (seed 001)', () => {
+  let s: TestServer;
+  const clock = new ManualClock(T0);
+  let A: Tenant;
+  let B: Tenant;
+  let empty: Tenant;
+
+  const mk = async (name: string, uploads: number): Promise<Tenant> => {
+    const t = await createTenant(s.ctx, name);
+    const app = await createApp(s.ctx, { tenantId: Number(t.id), name: `${name} fangtang`, services: ['fangtang'] });
+    if (uploads) await addQuota(s.ctx.db.kysely, Number(t.id), 'fangtang', uploads);
+    return { id: Number(t.id), key: app.key, secret: app.secret };
+  };
+
+  before(async () => {
+    s = await startServer({ clock });
+    A = await mk('tenant a', 10);
+    B = await mk('tenant b', 5);
+    empty = await mk('tenant without uploads', 0);
+  });
+  after(() => s.close());
+
+  const token = (t: Tenant, at = clock.now()) => fangtangToken(t.secret, Math.floor(at / 1000));
+
+  async function call(path: string, t: Tenant, fields: Record<string, string>, file?: { data: Buffer; name: string; type: string }, tok = token(t)) {
+    const form = new FormData();
+    form.set('third_code', t.key);
+    for (const [k, v] of Object.entries(fields)) form.set(k, v);
+    if (file) form.set('file', new Blob([file.data], { type: file.type }), file.name);
+    return http(`${s.url}/api/third${path}`, { method: 'POST', headers: { token: tok }, body: form });
+  }
+  const upload = (t: Tenant, fields: Record<string, string>, data: Buffer, name = 'photo.png', type = 'image/png') => call('/photo/upload', t, fields, { data, name, type });
+  const nums = async (t: Tenant) => (await call('/company/nums', t, {})).json.data.nums as number;
+  const status = (t: Tenant, mdf: string) => call('/photo/status', t, { mdf });
+  const download = (t: Tenant, mdf: string) => call('/photo/download', t, { mdf });
+  const counts = async () => ({
+    jobs: Number((await s.ctx.db.kysely.selectFrom('photo_jobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+    blobs: Number((await s.ctx.db.kysely.selectFrom('blobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+  });
+  const runNext = async () => {
+    const job = await s.ctx.jobs.claim([JOB_KIND]);
+    assert.ok(job, 'a photo job is waiting');
+    await s.ctx.jobs.runOne(job);
+    return job;
+  };
+
+  it('checks the token window at its edges (±300 s) and refuses other tenants’ tokens', async () => {
+    assert.deepEqual((await call('/company/nums', A, {})).json, { code: 200, data: { code: A.key, nums: 10 } });
+    for (const dt of [-300, 300]) assert.equal((await call('/company/nums', A, {}, undefined, token(A, T0 + dt * 1000))).json.code, 200, `${dt} s`);
+    for (const dt of [-301, 301]) assert.deepEqual((await call('/company/nums', A, {}, undefined, token(A, T0 + dt * 1000))).json, { code: 9000, errno: 9999, msg: '请求参数token不合法' });
+    // B's secret with A's third_code, and no token at all
+    assert.equal((await call('/company/nums', A, {}, undefined, token(B))).json.errno, 9999);
+    assert.equal((await call('/company/nums', A, {}, undefined, '')).json.errno, 9999);
+    assert.equal((await call('/company/nums', { ...A, key: 'nobody' }, {})).json.errno, 9999);
+  });
+
+  it('sr: upload, status with progress, download; the upload is charged when the job succeeds', async () => {
+    const src = await png(sceneSvg(48, 40));
+    const up = await upload(A, { repair_type: 'sr' }, src);
+    assert.equal(up.status, 200);
+    assert.equal(up.json.code, 200, up.text);
+    const { mdf, img_url } = up.json.data;
+    assert.match(mdf, /^[0-9a-f]{32}$/);
+    assert.equal(img_url, `${s.url}/api/third/photo/static/${mdf}/in.png`);
+    assert.deepEqual((await status(A, mdf)).json, { code: 200, data: { msg: '图片处理中', status: 100, progress: 0 } });
+    assert.equal(await nums(A), 9, 'one unit held while the job runs');
+    const held = await s.ctx.db.kysely.selectFrom('quotas').select(['remaining', 'held']).where('tenant_id', '=', A.id).executeTakeFirstOrThrow();
+    assert.deepEqual([Number(held.remaining), Number(held.held)], [9, 1]);
+    // the stored upload is served at img_url
+    const stored = await fetch(img_url);
+    assert.equal(stored.status, 200);
+    assert.deepEqual(Buffer.from(await stored.arrayBuffer()), src);
+    // not downloadable before it is done; another tenant cannot see it
+    assert.equal((await download(A, mdf)).json.errno, 9002);
+    assert.equal((await status(B, mdf)).json.errno, 9002);
+
+    await runNext();
+    assert.deepEqual((await status(A, mdf)).json, { code: 200, data: { msg: '图片处理完成', status: 200, progress: 100 } });
+    const dl = await download(A, mdf);
+    assert.equal(dl.json.code, 200);
+    assert.equal(dl.json.data.url, `${s.url}/api/third/photo/static/${mdf}/out.png`);
+    const res = await fetch(dl.json.data.url);
+    assert.equal(res.headers.get('content-type'), 'image/png');
+    const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+    assert.deepEqual([meta.width, meta.height], [96, 80]);
+    const q = await s.ctx.db.kysely.selectFrom('quotas').select(['remaining', 'held']).where('tenant_id', '=', A.id).executeTakeFirstOrThrow();
+    assert.deepEqual([Number(q.remaining), Number(q.held)], [9, 0], 'spent');
+    assert.equal(await nums(A), 9);
+
+    // one hour after the job ended, inputs and results are gone
+    clock.advance(3600_000 + 1);
+    assert.deepEqual((await download(A, mdf)).json, { code: 9000, errno: 9002, msg: '数据已失效,请重新上传' });
+    assert.equal((await status(A, mdf)).json.errno, 9002);
+    assert.equal((await fetch(dl.json.data.url)).status, 404);
+    assert.equal((await fetch(img_url)).status, 404);
+    assert.ok((await s.ctx.blobs.sweep()) >= 2);
+    const left = await s.ctx.db.kysely.selectFrom('blobs').select('key').where('key', 'like', `photos/${A.id}/${mdf}/%`).execute();
+    assert.deepEqual(left, []);
+  });
+
+  it('bg: the requested colour behind a person-shaped figure, JPEG out', async () => {
+    const up = await upload(A, { repair_type: 'bg', rgb: '0, 0,255' }, await jpeg(personSvg(200, 240)), 'me.jpg', 'image/jpeg');
+    assert.equal(up.json.code, 200, up.text);
+    await runNext();
+    const dl = await download(A, up.json.data.mdf);
+    const out = await rawRgb(Buffer.from(await (await fetch(dl.json.data.url)).arrayBuffer()));
+    assert.deepEqual([out.width, out.height], [200, 240]);
+    const px = (x: number, y: number) => Array.from(out.data.slice((y * 200 + x) * 3, (y * 200 + x) * 3 + 3));
+    const [r, g, b] = px(6, 6);
+    assert.ok(r < 20 && g < 20 && b > 235, `background ${[r, g, b]}`);
+    const face = px(100, 98);
+    assert.ok(face[0] > 200 && face[2] < 180, `face ${face}`);
+  });
+
+  it('refunds a job whose worker crashes twice (retried once, then failed: 9009)', async () => {
+    const before = await nums(A);
+    const up = await upload(A, { repair_type: 'repair' }, await png(sceneSvg(64, 64)));
+    const { mdf } = up.json.data;
+    const pool = photoPool(s.ctx);
+    const kill = (id: string, pid: number) => {
+      if (id === mdf) process.kill(pid, 'SIGKILL');
+    };
+    pool.on('start', kill);
+    try {
+      const first = await runNext();
+      assert.equal(first.attempts, 1);
+      assert.equal((await status(A, mdf)).json.data.status, 100, 'queued again for its retry');
+      assert.equal(await nums(A), before - 1);
+      clock.advance(1000); // past the retry backoff
+      const second = await runNext();
+      assert.equal(second.attempts, 2);
+    } finally {
+      pool.off('start', kill);
+    }
+    assert.deepEqual((await status(A, mdf)).json, { code: 9000, errno: 9009, msg: '图片异常,处理失败' });
+    assert.equal((await download(A, mdf)).json.errno, 9009);
+    assert.equal(await nums(A), before, 'refunded');
+    const hold = await s.ctx.db.kysely.selectFrom('quota_holds').select('state').where('id', '=', `photos:${mdf}`).executeTakeFirstOrThrow();
+    assert.equal(hold.state, 'refunded');
+    // the next job gets a fresh worker and succeeds
+    const ok = await upload(A, { repair_type: 'sr' }, await png(sceneSvg(20, 20)));
+    await runNext();
+    assert.equal((await status(A, ok.json.data.mdf)).json.data.status, 200);
+  });
+
+  it('refunds a job that never finished within the job timeout', async () => {
+    const before = await nums(B);
+    const up = await upload(B, { repair_type: 'sr' }, await png(sceneSvg(20, 20)));
+    assert.equal(await nums(B), before - 1);
+    clock.advance(3600_000 + 1);
+    assert.deepEqual(await expireStalePhotoJobs(s.ctx), [up.json.data.mdf]);
+    assert.equal(await nums(B), before);
+    assert.equal((await status(B, up.json.data.mdf)).json.errno, 9009);
+    assert.equal(await s.ctx.jobs.claim([JOB_KIND]), null);
+  });
+
+  it('refuses bad input with the documented errno and charges nothing, stores nothing', async () => {
+    const before = { a: await nums(A), e: await nums(empty), ...(await counts()) };
+    const good = await png(sceneSvg(32, 32));
+    const truncated = (await jpeg(sceneSvg(64, 64))).subarray(0, 900);
+    const bomb = await sharp({ create: { width: 4000, height: 4000, channels: 3, background: '#808080' } }).png({ compressionLevel: 9 }).toBuffer();
+    assert.ok(bomb.length < 200_000, 'a small file that decodes to 16 megapixels');
+    const gif = await sharp(await png(sceneSvg(32, 32))).gif().toBuffer();
+    const cases: [string, Promise<Awaited<ReturnType<typeof http>>>, number, RegExp?][] = [
+      ['not an image', upload(A, { repair_type: 'sr' }, Buffer.from('hello, this is text'), 'a.txt', 'text/plain'), 9005],
+      ['gif', upload(A, { repair_type: 'sr' }, gif, 'a.gif', 'image/gif'), 9005],
+      ['svg', upload(A, { repair_type: 'sr' }, personSvg(), 'a.svg', 'image/svg+xml'), 9005],
+      ['truncated jpeg', upload(A, { repair_type: 'sr' }, truncated, 'a.jpg', 'image/jpeg'), 9009],
+      ['decompression bomb', upload(A, { repair_type: 'sr' }, bomb), 9001, /16000000 pixels/],
+      ['empty file', upload(A, { repair_type: 'sr' }, Buffer.alloc(0)), 9001],
+      ['no file', call('/photo/upload', A, { repair_type: 'sr' }), 9001, /file is required/],
+      ['unknown repair_type', upload(A, { repair_type: 'magic' }, good), 9001, /repair_type/],
+      ['missing repair_type', upload(A, {}, good), 9001],
+      ['bg without rgb', upload(A, { repair_type: 'bg' }, good), 9001, /rgb/],
+      ['bad rgb', upload(A, { repair_type: 'bg', rgb: '256,0,0' }, good), 9001, /rgb/],
+      ['bad rgb text', upload(A, { repair_type: 'bg', rgb: 'white' }, good), 9001],
+      ['bad rgb count', upload(A, { repair_type: 'bg', rgb: '1,2' }, good), 9001],
+      ['bg with sr', upload(A, { repair_type: 'bg,sr', rgb: '1,2,3' }, good), 9001],
+      ['colour without a model', upload(A, { repair_type: 'sr,repair,colour' }, good), 9001, /no colourization model/],
+      ['zero quota', upload(empty, { repair_type: 'sr' }, good), 9101],
+      ['other tenant’s token', call('/photo/upload', A, { repair_type: 'sr' }, { data: good, name: 'a.png', type: 'image/png' }, token(B)), 9999],
+      ['stale token', call('/photo/upload', A, { repair_type: 'sr' }, { data: good, name: 'a.png', type: 'image/png' }, token(A, clock.now() - 301_000)), 9999],
+    ];
+    for (const [name, p, errno, msg] of cases) {
+      const r = await p;
+      assert.equal(r.status, 200, name);
+      assert.equal(r.json?.code, 9000, `${name}: ${r.text}`);
+      assert.equal(r.json.errno, errno, `${name}: ${r.text}`);
+      if (msg) assert.match(r.json.msg, msg, name);
+    }
+    assert.deepEqual({ a: await nums(A), e: await nums(empty), ...(await counts()) }, before);
+    // status / download of unknown or malformed mdf
+    assert.equal((await status(A, '0'.repeat(32))).json.errno, 9002);
+    assert.equal((await status(A, '../etc')).json.errno, 9002);
+    assert.equal((await download(A, '')).json.errno, 9002);
+    // a body that is not a form at all
+    const junk = await http(`${s.url}/api/third/photo/status`, { method: 'POST', headers: { token: token(A), 'content-type': 'application/json' }, body: '{"third_code":' });
+    assert.equal(junk.json.code, 9000);
+    assert.equal(junk.json.errno, 9001);
+  });
+
+  it('accepts urlencoded parameters as well as multipart', async () => {
+    const r = await http(`${s.url}/api/third/company/nums`, {
+      method: 'POST',
+      headers: { token: token(B), 'content-type': 'application/x-www-form-urlencoded' },
+      body: `third_code=${encodeURIComponent(B.key)}`,
+    });
+    assert.deepEqual(r.json, { code: 200, data: { code: B.key, nums: await nums(B) } });
+  });
+});

@@ -1,0 +1,150 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import { buildSrModel, srModelDir } from '../../src/services/photos/esrgan.js';
+import { encodeModel } from '../../src/services/photos/onnx.js';
+import { cleanUp, colourize, personMask, replaceBackground, segSession, srSession, superResolve } from '../../src/services/photos/processors.js';
+import { noPersonSvg, personSvg, png, psnr, rawRgb, sceneSvg } from './fixtures.js';
+
+describe('sr: ESRGAN-slim (RDN) weights from npm, rebuilt as ONNX', () => {
+  it('matches the TensorFlow.js layers model the package ships, on the same input', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend('cpu');
+    const dir = srModelDir(2);
+    const m = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+    const wd = readFileSync(join(dir, m.weightsManifest[0].paths[0]));
+    const model = await tf.loadLayersModel(
+      tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: m.weightsManifest[0].weights, weightData: wd.buffer.slice(wd.byteOffset, wd.byteOffset + wd.length) }),
+    );
+    const H = 12, W = 10;
+    let seed = 7;
+    const nhwc = Float32Array.from({ length: H * W * 3 }, () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 255);
+    const expected = (model.predict(tf.tensor4d(nhwc, [1, H, W, 3])) as import('@tensorflow/tfjs').Tensor).dataSync();
+    const nchw = new Float32Array(3 * H * W);
+    for (let c = 0; c < 3; c++) for (let i = 0; i < H * W; i++) nchw[c * H * W + i] = nhwc[i * 3 + c];
+    const s = await ort.InferenceSession.create(buildSrModel(2));
+    const got = (await s.run({ input: new ort.Tensor('float32', nchw, [1, 3, H, W]) })).output;
+    assert.deepEqual(got.dims, [1, 3, 2 * H, 2 * W]);
+    const o = got.data as Float32Array;
+    let maxd = 0;
+    for (let c = 0; c < 3; c++) for (let i = 0; i < 4 * H * W; i++) maxd = Math.max(maxd, Math.abs(o[c * 4 * H * W + i] - expected[i * 3 + c]));
+    assert.ok(maxd < 0.01, `max difference ${maxd}`);
+  });
+
+  it('doubles the size and beats bicubic by PSNR on a downscaled synthetic image', async () => {
+    const truth = await rawRgb(await png(sceneSvg(128, 128)));
+    const small = await sharp(truth.data, { raw: { width: 128, height: 128, channels: 3 } }).resize(64, 64, { kernel: 'cubic' }).raw().toBuffer();
+    const lr = { data: new Uint8Array(small), width: 64, height: 64 };
+    const sr = await superResolve(await srSession(2, 0), lr, 2, 512);
+    assert.equal(sr.width, 128);
+    assert.equal(sr.height, 128);
+    const bicubic = await sharp(small, { raw: { width: 64, height: 64, channels: 3 } }).resize(128, 128, { kernel: 'cubic' }).raw().toBuffer();
+    const pSr = psnr(sr.data, truth.data);
+    const pBi = psnr(new Uint8Array(bicubic), truth.data);
+    if (process.env.PHOTOS_VERBOSE) console.log(`PSNR sr ${pSr.toFixed(2)} dB, bicubic ${pBi.toFixed(2)} dB`);
+    assert.ok(pSr > pBi + 0.3, `sr ${pSr.toFixed(2)} dB vs bicubic ${pBi.toFixed(2)} dB`);
+  });
+
+  it('tiles with overlap: a tiled pass equals one pass over the whole image', async () => {
+    const img = await rawRgb(await png(sceneSvg(70, 52)));
+    const s = await srSession(2, 0);
+    const whole = await superResolve(s, img, 2, 1000);
+    let tiles = 0;
+    const tiled = await superResolve(s, img, 2, 24, (_d, n) => (tiles = n));
+    assert.equal(tiles, 9);
+    let maxd = 0;
+    for (let i = 0; i < whole.data.length; i++) maxd = Math.max(maxd, Math.abs(whole.data[i] - tiled.data[i]));
+    assert.ok(maxd <= 1, `tiles differ from the whole-image pass by up to ${maxd}`);
+  });
+});
+
+describe('repair: classical clean-up', () => {
+  it('removes salt-and-pepper noise and stretches contrast', async () => {
+    const base = await rawRgb(await png(sceneSvg(96, 96)));
+    // a low-contrast copy with 3% impulse noise
+    const noisy = new Uint8Array(base.data.length);
+    let seed = 3;
+    for (let p = 0; p < 96 * 96; p++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const r = seed / 2 ** 31;
+      for (let c = 0; c < 3; c++) noisy[3 * p + c] = r < 0.015 ? 0 : r < 0.03 ? 255 : 80 + Math.round(base.data[3 * p + c] * 0.4);
+    }
+    const out = await cleanUp({ data: noisy, width: 96, height: 96 });
+    const lowContrast = Uint8Array.from(base.data, (v) => 80 + Math.round(v * 0.4));
+    // Reference: the clean low-contrast image, contrast-stretched; the noisy one stretched the same way.
+    const stretch = async (d: Uint8Array) => new Uint8Array(await sharp(d, { raw: { width: 96, height: 96, channels: 3 } }).normalise().raw().toBuffer());
+    const ref = await stretch(lowContrast);
+    const impulses = (d: Uint8Array) => {
+      let k = 0;
+      for (let p = 0; p < 96 * 96; p++) if ([0, 1, 2].some((c) => Math.abs(d[3 * p + c] - ref[3 * p + c]) > 100)) k++;
+      return k / (96 * 96);
+    };
+    const before = impulses(await stretch(noisy));
+    const after = impulses(out.data);
+    assert.ok(before > 0.05 && after < 0.02, `impulse pixels ${before} → ${after}`);
+    assert.ok(psnr(out.data, ref) > psnr(await stretch(noisy), ref) + 5, 'clean-up did not bring the image closer to the clean one');
+    const range = (d: Uint8Array) => Math.max(...d) - Math.min(...d);
+    assert.ok(range(out.data) > range(lowContrast) + 60, 'contrast was not stretched');
+  });
+});
+
+describe('bg: MediaPipe selfie segmentation (npm, Apache-2.0) rebuilt as ONNX', () => {
+  it('finds the person-shaped figure and not a box and a disc', async () => {
+    const s = await segSession(0);
+    const person = await personMask(s, await rawRgb(await png(personSvg())));
+    const at = (m: Uint8Array, x: number, y: number) => m[y * 256 + x];
+    assert.ok(at(person, 128, 105) > 200, 'face');
+    assert.ok(at(person, 128, 230) > 200, 'torso');
+    assert.ok(at(person, 10, 10) < 30 && at(person, 245, 40) < 30 && at(person, 10, 200) < 30, 'background');
+    const none = await personMask(s, await rawRgb(await png(noPersonSvg())));
+    const mean = none.reduce((a, b) => a + b, 0) / none.length / 255;
+    assert.ok(mean < 0.15, `no person, yet mean mask ${mean}`);
+  });
+
+  it('puts the requested colour behind the figure, feathered, as JPEG', async () => {
+    const img = await rawRgb(await png(personSvg(320, 400)));
+    const mask = await personMask(await segSession(0), img);
+    const jpg = await replaceBackground(img, mask, [255, 0, 0]);
+    const meta = await sharp(jpg).metadata();
+    assert.equal(meta.format, 'jpeg');
+    assert.equal(meta.width, 320);
+    assert.equal(meta.height, 400);
+    const out = await rawRgb(jpg);
+    const px = (x: number, y: number) => Array.from(out.data.slice((y * 320 + x) * 3, (y * 320 + x) * 3 + 3));
+    for (const [x, y] of [[8, 8], [300, 30], [10, 300]]) {
+      const [r, g, b] = px(x, y);
+      assert.ok(r > 240 && g < 20 && b < 20, `background at ${x},${y} is ${[r, g, b]}`);
+    }
+    const [r, g, b] = px(160, 164); // the face keeps its skin tone
+    assert.ok(Math.abs(r - 0xe8) < 20 && Math.abs(g - 0xb7) < 20 && Math.abs(b - 0x96) < 20, `face is ${[r, g, b]}`);
+    // feathered: across the shoulder edge there are intermediate values, not a hard step
+    const row = 360;
+    const reds = Array.from({ length: 60 }, (_, i) => px(10 + i, row)[0]);
+    assert.ok(reds.some((v) => v > 80 && v < 200), 'no soft transition at the edge');
+  });
+});
+
+describe('colour: a pluggable ONNX model', () => {
+  it('combines the model’s a/b prediction with the image’s own lightness', async () => {
+    // A stand-in model built here (not a colourization model): a/b = constants (0.3, 0.4) × 110,
+    // i.e. a warm orange, whatever the input. It checks the plumbing (shapes, scaling, Lab → RGB).
+    const model = encodeModel({
+      name: 'constant-ab',
+      nodes: [{ op: 'Conv', inputs: ['L', 'w', 'b'], outputs: ['ab'], attrs: { kernel_shape: [1, 1] } }],
+      initializers: [
+        { name: 'w', dims: [2, 1, 1, 1], data: new Float32Array([0, 0]) },
+        { name: 'b', dims: [2], data: new Float32Array([0.3, 0.4]) },
+      ],
+      inputs: [{ name: 'L', dims: [1, 1, 256, 256] }],
+      outputs: [{ name: 'ab', dims: [1, 2, 256, 256] }],
+    });
+    const s = await ort.InferenceSession.create(model);
+    const grey = await sharp({ create: { width: 40, height: 30, channels: 3, background: { r: 128, g: 128, b: 128 } } }).raw().toBuffer();
+    const out = await colourize(s, { data: new Uint8Array(grey), width: 40, height: 30 });
+    const [r, g, b] = out.data.slice(0, 3);
+    assert.ok(r > g && g > b && r - b > 60, `expected a warm colour, got ${[r, g, b]}`);
+  });
+});
