@@ -40,6 +40,7 @@ describe('BQP §5 compatibility cases', () => {
     assert.equal(r.text.endsWith('\n'), true);
     assert.equal((await anon.call(''))[0], 1);
     assert.equal((await anon.call('/'))[0], 1);
+    await anon.call('/ApiLog.add', { form: { ac: 't0', addr: 'first' } });
     // both forms see the same (first) row
     const a = await anon.call('?ac=ApiLog.query&res=id&pagesz=1');
     const b = await anon.call('/ApiLog.query?res=id&pagesz=1');
@@ -127,6 +128,7 @@ describe('BQP §5 compatibility cases', () => {
   });
 
   it('21-24: keyset paging, offset paging with total, page, pagesz limits', async () => {
+    await objectsOf(s.ctx).flushLog();
     const q = await anon.call(`/ApiLog.query?res=id,ac&orderby=id%20DESC&pagesz=3&cond=id<%3D${A + 4}`);
     assert.equal(q[1].d.length, 3);
     assert.equal(q[1].nextkey, q[1].d[2][0]);
