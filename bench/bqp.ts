@@ -100,7 +100,8 @@ async function serviceRate(pagekey: number | null, ms: number): Promise<number> 
 
 const app = await buildServer(ctx, { logger: false });
 await app.listen({ host: '127.0.0.1', port: 0 });
-const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}${config.bqpPrefix}`;
+const root = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
+const base = `${root}${config.bqpPrefix}`;
 const login = await fetch(`${base}/login?_app=emp`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'uname=emp&pwd=1234' });
 const cookie = login.headers.getSetCookie()[0].split(';')[0];
 const qs = new URLSearchParams({ cond: COND, _app: 'emp' });
@@ -124,6 +125,10 @@ for (const [label, url, queries] of [
   rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
   console.log(`${label}: raw better-sqlite3 + JSON ${rawPs.toFixed(0)}/s, service layer ${svcPs.toFixed(0)}/s, server ${r.requests.average.toFixed(0)} pages/s, ratio ${ratio.toFixed(2)}, p50/p99 ${r.latency.p50}/${r.latency.p99} ms`);
 }
+// the HTTP floor of this machine at this moment: /healthz (one `select 1`) through the same server
+const floor = await serverRate(`${root}/healthz`);
+console.log(`HTTP floor: /healthz ${floor.requests.average.toFixed(0)}/s, p50/p99 ${floor.latency.p50}/${floor.latency.p99} ms`);
+rows.push(`| (HTTP floor: GET /healthz) | | | ${floor.requests.average.toFixed(0)} | | ${floor.latency.p50} / ${floor.latency.p99} | ${floor.errors + floor.non2xx} |`);
 console.log('\nSQL:', pageSql.sql, '\nparams:', JSON.stringify(pageSql.parameters));
 console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | server over HTTP (pages/s) | server / raw | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|');
 console.log(rows.join('\n'));

@@ -169,7 +169,7 @@ describe('BQP injection corpus and parser fuzzing', () => {
     }
     // the two reference payloads are refused as forbidden
     for (const p of PAYLOADS.slice(0, 2)) assert.equal((await c.call(`/ApiLog.query?${new URLSearchParams({ cond: p })}`))[0], 5);
-    await new Promise((r) => setTimeout(r, 100)); // call-log flush
+    await svc.flushLog();
     const afterSnap = await snapshot();
     // only ApiLog (the call log) may have grown
     const strip = (x: string) => x.replace(/bqp_ApiLog:\d+/, '');

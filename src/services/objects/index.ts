@@ -271,9 +271,10 @@ export class ObjectsService {
     };
     const values = Object.fromEntries(Object.entries(all).filter(([k]) => def.fields.has(k)));
     this.logBuf.push({ values });
-    if (this.logBuf.length >= 200) void this.flushLog();
+    // one insert (one commit, one fsync) per 250 ms or 400 calls
+    if (this.logBuf.length >= 400) void this.flushLog();
     else if (!this.logTimer) {
-      this.logTimer = setTimeout(() => void this.flushLog(), 50);
+      this.logTimer = setTimeout(() => void this.flushLog(), 250);
       this.logTimer.unref();
     }
   }
