@@ -10,6 +10,7 @@ import { LedgerPage } from './pages/ledger';
 import { LinksPage } from './pages/links';
 import { LoginPage } from './pages/login';
 import { QuotasPage } from './pages/quotas';
+import { ReportsPage } from './pages/reports';
 import { TenantsPage } from './pages/tenants';
 import { go, href, navigate, usePath } from './router';
 import { SessionContext, type Me, type Session, type Tenant } from './session';
@@ -37,6 +38,7 @@ export const AREAS: Area[] = [
   { key: 'app-types', nav: 'navAppTypes', section: 'platform', page: AppTypesPage },
   { key: 'quotas', nav: 'navQuotas', section: 'platform', page: QuotasPage },
   // services, each shown once its REST endpoints exist on the server
+  { key: 'reports', nav: 'navReports', section: 'services', page: ReportsPage, needs: '/reports' },
   { key: 'links', nav: 'navLinks', section: 'services', page: LinksPage, needs: '/links' },
   { key: 'ledger', nav: 'navLedger', section: 'services', page: LedgerPage, needs: '/ledger/developer' },
 ];
