@@ -58,6 +58,7 @@ const L = {
   logIndex: ['日志序号', 'Log index'],
   valid: ['有效', 'valid'],
   recalled: ['已撤回', 'recalled'],
+  recalledAt: ['撤回时间', 'Recalled at'],
   recall: ['撤回报告', 'Recall the report'],
   recallHint: ['撤回需提交与登记时完全一致的元数据。撤回不可恢复。', 'A recall must carry exactly the registered metadata. It cannot be undone.'],
   confirmRecall: ['确定撤回此报告？', 'Recall this report?'],
@@ -187,7 +188,7 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
           <dd>{fmtTime(r.created_at)}</dd>
           {r.recalled_at && (
             <>
-              <dt>{tr(L.recalled)}</dt>
+              <dt>{tr(L.recalledAt)}</dt>
               <dd>{fmtTime(r.recalled_at)}</dd>
             </>
           )}
