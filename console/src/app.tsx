@@ -5,6 +5,7 @@ import { apiDoc, del, get, hasPath, post, setUnauthorizedHandler, type ApiDoc } 
 import { currentLang, setLang, t, type TKey } from './i18n';
 import { AppTypesPage } from './pages/appTypes';
 import { AppsPage } from './pages/apps';
+import { CodesPage } from './pages/codes';
 import { DevelopersPage } from './pages/developers';
 import { LedgerPage } from './pages/ledger';
 import { LinksPage } from './pages/links';
@@ -39,6 +40,7 @@ export const AREAS: Area[] = [
   { key: 'quotas', nav: 'navQuotas', section: 'platform', page: QuotasPage },
   // services, each shown once its REST endpoints exist on the server
   { key: 'reports', nav: 'navReports', section: 'services', page: ReportsPage, needs: '/reports' },
+  { key: 'codes', nav: 'navCodes', section: 'services', page: CodesPage, needs: '/code-templates' },
   { key: 'links', nav: 'navLinks', section: 'services', page: LinksPage, needs: '/links' },
   { key: 'ledger', nav: 'navLedger', section: 'services', page: LedgerPage, needs: '/ledger/developer' },
 ];
