@@ -1,6 +1,6 @@
 /** Reports: list, versions with their files, recall, the proof bundle (REST /reports). */
 import { useState } from 'preact/hooks';
-import { download, get, hasPath, post } from '../api';
+import { download, downloadWith, get, hasPath, post } from '../api';
 import type { AreaProps } from '../app';
 import { fmtNumber, fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
@@ -70,7 +70,21 @@ const L = {
   more: ['更多', 'More'],
   first: ['第一页', 'First page'],
   registered: ['报告通过 MiningLamp 接口登记（commitreport / updatereport）。', 'Reports are registered through the MiningLamp API (commitreport / updatereport).'],
-  qr: ['二维码', 'QR code'],
+  qr: ['报告二维码', 'The report\'s QR code'],
+  qrHint: ['扫码打开报告核验页。', 'Scanning it opens the report\'s verification page.'],
+  noLink: ['报告还没有短链接：盖章一份 PDF（或调用 generateqr）即生成。', 'The report has no short link yet: stamping a PDF (or calling generateqr) creates it.'],
+  stamp: ['在 PDF 上盖二维码', 'Stamp the QR on a PDF'],
+  stampHint: ['二维码盖在第 1 页所选的角上（按读者所见方向）。', 'The QR goes on page 1, in the chosen corner as a reader sees the page.'],
+  pdf: ['PDF 文件', 'PDF file'],
+  corner: ['位置', 'Corner'],
+  qrSize: ['边长（磅）', 'Size (points)'],
+  stamped: ['已生成盖章 PDF，短链接：', 'Stamped PDF downloaded; short link: '],
+  corners: {
+    'top-right': ['右上', 'top right'],
+    'top-left': ['左上', 'top left'],
+    'bottom-right': ['右下', 'bottom right'],
+    'bottom-left': ['左下', 'bottom left'],
+  },
 } as const;
 
 const PAGE = 50;
@@ -155,6 +169,7 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
   const rep = useLoad(() => get<Report & { versions: Version[] }>(path, q), [path, tenantId]);
   const [recalling, setRecalling] = useState(false);
   const [bundle, setBundle] = useState<Bundle | null>(null);
+  const [stamps, setStamps] = useState(0);
   const act = useAction();
   const r = rep.data;
   if (rep.error) return <Err error={rep.error} />;
@@ -205,11 +220,8 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
         </div>
         <Err error={act.error} />
       </Card>
-      {hasPath(doc, '/reports/{report_id}/qr') && (
-        <Card title={tr(L.qr)}>
-          <QrPreview path={`${path}/qr`} name={name} />
-        </Card>
-      )}
+      {hasPath(doc, '/links') && <ReportQr key={stamps} tenantId={r.tenant_id} reportId={r.report_id} name={name} />}
+      {hasPath(doc, '/reports/{report_id}/stamp', 'post') && <Stamp path={path} query={q} name={name} onDone={() => setStamps(stamps + 1)} />}
       <Card title={tr(L.versions)}>
         <Table<Version>
           testid="versions"
@@ -265,6 +277,91 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
       </Card>
       {recalling && <RecallDialog path={path} query={q} report={r} onClose={() => setRecalling(false)} onDone={() => rep.reload()} />}
     </>
+  );
+}
+
+interface LinkRow {
+  code: string;
+  short_url: string;
+  target_ref: string;
+}
+
+function ReportQr({ tenantId, reportId, name }: { tenantId: number; reportId: string; name: string }) {
+  const { me } = useSession();
+  const link = useLoad(async () => {
+    const rows = await get<LinkRow[]>('/links', { kind: 'report', limit: 1000, ...(me.operator ? { tenant_id: tenantId } : {}) });
+    return rows.find((l) => l.target_ref === reportId) ?? null;
+  }, [tenantId, reportId]);
+  return (
+    <Card title={tr(L.qr)} testid="report-qr">
+      <Err error={link.error} />
+      {link.data === undefined ? (
+        !link.error && <Loading />
+      ) : link.data === null ? (
+        <p class="muted">{tr(L.noLink)}</p>
+      ) : (
+        <>
+          <p class="muted">
+            {tr(L.qrHint)}{' '}
+            <a href={link.data.short_url} target="_blank" rel="noopener" data-testid="report-link">
+              {link.data.short_url}
+            </a>
+          </p>
+          <QrPreview path={`/links/${encodeURIComponent(link.data.code)}/qr`} name={name} />
+        </>
+      )}
+    </Card>
+  );
+}
+
+const CORNERS = ['top-right', 'top-left', 'bottom-right', 'bottom-left'] as const;
+
+function Stamp({ path, query, name, onDone }: { path: string; query: Record<string, number | undefined>; name: string; onDone: () => void }) {
+  const [file, setFile] = useState<File | null>(null);
+  const [corner, setCorner] = useState<(typeof CORNERS)[number]>('top-right');
+  const [size, setSize] = useState('72');
+  const [link, setLink] = useState<string | null>(null);
+  const act = useAction();
+  return (
+    <Card title={tr(L.stamp)} testid="stamp">
+      <p class="muted">{tr(L.stampHint)}</p>
+      <form
+        class="form-row"
+        onSubmit={onSubmit(() =>
+          act.run(async () => {
+            if (!file) return;
+            const pdf = file.type === 'application/pdf' ? file : new Blob([file], { type: 'application/pdf' });
+            const r = await downloadWith('POST', `${path}/stamp`, `${name}-stamped.pdf`, pdf, { ...query, corner, size: Number(size) });
+            setLink(r.headers.get('x-menhu-link'));
+            onDone();
+          }),
+        )}
+      >
+        <Field label={tr(L.pdf)}>
+          <input type="file" name="pdf" accept="application/pdf,.pdf" required onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
+        </Field>
+        <Field label={tr(L.corner)}>
+          <select name="corner" value={corner} onChange={(e) => setCorner(e.currentTarget.value as (typeof CORNERS)[number])}>
+            {CORNERS.map((c) => (
+              <option value={c}>{tr(L.corners[c])}</option>
+            ))}
+          </select>
+        </Field>
+        <Field label={tr(L.qrSize)}>
+          <input name="size" type="number" min={18} max={1000} value={size} onInput={(e) => setSize(e.currentTarget.value)} />
+        </Field>
+        <button type="submit" class="primary" disabled={act.busy || !file}>
+          {tr(L.stamp)}
+        </button>
+      </form>
+      <Err error={act.error} />
+      {link && (
+        <p class="ok-text" data-testid="stamped">
+          {tr(L.stamped)}
+          <code>{link}</code>
+        </p>
+      )}
+    </Card>
   );
 }
 
