@@ -9,7 +9,7 @@ import { errorText, fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Copy, Err, Field, Loading, Modal, onSubmit, Pager, Table, Tabs, useAction, useLoad } from '../ui';
-import { TenantPicker, tenantName } from './common';
+import { BackLink, TenantField, TenantPicker, tenantName } from './common';
 import { QrPreview } from './qr';
 import { StatsPanel } from './stats';
 
@@ -247,18 +247,7 @@ function TemplateList() {
             <Field label={tr(L.tplTitle)}>
               <input name="title" required maxLength={100} value={form.title} onInput={(e) => setForm({ ...form, title: e.currentTarget.value })} />
             </Field>
-            {me.operator && (
-              <Field label={t('tenant')}>
-                <select name="tenant_id" value={form.tenant_id} onChange={(e) => setForm({ ...form, tenant_id: e.currentTarget.value })}>
-                  <option value="">{me.tenant.name}</option>
-                  {tenants.map((tn) => (
-                    <option value={tn.id}>
-                      {tn.id} · {tn.name}
-                    </option>
-                  ))}
-                </select>
-              </Field>
-            )}
+            <TenantField value={form.tenant_id} onChange={(v) => setForm({ ...form, tenant_id: v })} />
           </div>
           <h3>{tr(L.fields)}</h3>
           <FieldEditor fields={form.fields} types={typesFrom(doc)} onChange={(fields) => setForm({ ...form, fields })} />
@@ -286,11 +275,7 @@ function TemplatePage({ id }: { id: number }) {
   if (!x) return <Loading />;
   return (
     <>
-      <p>
-        <a href={href('codes')} onClick={go('codes')}>
-          ← {t('back')}
-        </a>
-      </p>
+      <BackLink to="codes" />
       <h1 data-testid="template-title">
         <code>{x.template_num}</code> {x.title}
       </h1>

@@ -6,7 +6,7 @@ import { fmtNumber, fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Err, Field, Loading, Modal, onSubmit, Table, useAction, useLoad } from '../ui';
-import { TenantPicker, tenantName } from './common';
+import { BackLink, TenantPicker, tenantName } from './common';
 import { QrPreview } from './qr';
 
 interface Meta {
@@ -177,11 +177,7 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
   const name = reportId.replace(/[^\w.-]/g, '_');
   return (
     <>
-      <p>
-        <a href={href('reports')} onClick={go('reports')}>
-          ← {t('back')}
-        </a>
-      </p>
+      <BackLink to="reports" />
       <h1 data-testid="report-title">
         <code>{r.report_id}</code> <StatusBadge status={r.status} />
       </h1>
