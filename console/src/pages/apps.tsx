@@ -229,7 +229,7 @@ function AppEditor({ app, tenantLabel, reload }: { app: AppRow; tenantLabel: str
           <dd>{fmtTime(app.updated_at)}</dd>
           {app.secret_rotated_until && app.secret_rotated_until > Date.now() && (
             <>
-              <dt>{t('rotate')}</dt>
+              <dt>{t('previousSecret')}</dt>
               <dd>{t('oldValidUntil', { t: fmtTime(app.secret_rotated_until) })}</dd>
             </>
           )}
