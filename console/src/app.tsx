@@ -106,7 +106,7 @@ export function App() {
 
   return (
     <SessionContext.Provider value={session}>
-      <Shell lang={lang} onLang={toggleLang} onLogout={logout} areas={areas} active={area?.key ?? ''} me={me}>
+      <Shell lang={lang} onLang={toggleLang} onLogout={logout} areas={areas} active={area?.key ?? ''} me={me} docLoaded={!!doc}>
         {area ? <area.page key={`${area.key}:${lang}`} rest={rest} /> : first ? <p>{t('notFound')}</p> : <Redirect to={areas[0].key} />}
       </Shell>
     </SessionContext.Provider>
@@ -118,7 +118,7 @@ function Redirect({ to }: { to: string }) {
   return <Loading />;
 }
 
-function Shell({ children, areas, active, me, lang, onLang, onLogout }: { children: ComponentChildren; areas: Area[]; active: string; me: Me; lang: string; onLang: () => void; onLogout: () => void }) {
+function Shell({ children, areas, active, me, lang, onLang, onLogout, docLoaded }: { children: ComponentChildren; areas: Area[]; active: string; me: Me; lang: string; onLang: () => void; onLogout: () => void; docLoaded: boolean }) {
   const [open, setOpen] = useState(false);
   useEffect(() => setOpen(false), [active]);
   const section = (s: Area['section'], title: TKey) => {
@@ -164,7 +164,8 @@ function Shell({ children, areas, active, me, lang, onLang, onLogout }: { childr
           {t('logout')}
         </button>
       </header>
-      <nav class="side" data-testid="nav">
+      {/* data-doc: the service areas are known once the OpenAPI document has loaded */}
+      <nav class="side" data-testid="nav" data-doc={docLoaded ? 'loaded' : 'pending'}>
         {section('platform', 'sectionPlatform')}
         {section('services', 'sectionServices')}
       </nav>
