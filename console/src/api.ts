@@ -60,11 +60,17 @@ export const patch = <T = any>(path: string, body: unknown) => api<T>('PATCH', p
 export const put = <T = any>(path: string, body: unknown) => api<T>('PUT', path, body);
 export const del = <T = any>(path: string, query?: Query) => api<T>('DELETE', path, undefined, query);
 
-/** Fetches a binary answer (PNG, SVG, PDF, XLSX) and hands it to the browser as a download. */
-export async function download(method: string, path: string, filename: string, body?: unknown, query?: Query): Promise<Blob> {
+/**
+ * Fetches a binary answer (PNG, SVG, PDF, XLSX) and hands it to the browser as a download. The body
+ * may be JSON, FormData, or a Blob/File sent as-is with its own type (a PDF to stamp).
+ */
+export async function downloadWith(method: string, path: string, filename: string, body?: unknown, query?: Query): Promise<{ blob: Blob; headers: Headers }> {
   const init: RequestInit = { method, credentials: 'same-origin' };
   if (body instanceof FormData) init.body = body;
-  else if (body !== undefined) {
+  else if (body instanceof Blob) {
+    init.body = body;
+    init.headers = { 'content-type': body.type || 'application/octet-stream' };
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers = { 'content-type': 'application/json' };
   }
@@ -79,7 +85,11 @@ export async function download(method: string, path: string, filename: string, b
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  return blob;
+  return { blob, headers: res.headers };
+}
+
+export async function download(method: string, path: string, filename: string, body?: unknown, query?: Query): Promise<Blob> {
+  return (await downloadWith(method, path, filename, body, query)).blob;
 }
 
 /** The OpenAPI document: the console shows a service's area only when its endpoints exist. */

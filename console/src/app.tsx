@@ -5,11 +5,13 @@ import { apiDoc, del, get, hasPath, post, setUnauthorizedHandler, type ApiDoc } 
 import { currentLang, setLang, t, type TKey } from './i18n';
 import { AppTypesPage } from './pages/appTypes';
 import { AppsPage } from './pages/apps';
+import { CodesPage } from './pages/codes';
 import { DevelopersPage } from './pages/developers';
 import { LedgerPage } from './pages/ledger';
 import { LinksPage } from './pages/links';
 import { LoginPage } from './pages/login';
 import { QuotasPage } from './pages/quotas';
+import { ReportsPage } from './pages/reports';
 import { TenantsPage } from './pages/tenants';
 import { go, href, navigate, usePath } from './router';
 import { SessionContext, type Me, type Session, type Tenant } from './session';
@@ -37,6 +39,8 @@ export const AREAS: Area[] = [
   { key: 'app-types', nav: 'navAppTypes', section: 'platform', page: AppTypesPage },
   { key: 'quotas', nav: 'navQuotas', section: 'platform', page: QuotasPage },
   // services, each shown once its REST endpoints exist on the server
+  { key: 'reports', nav: 'navReports', section: 'services', page: ReportsPage, needs: '/reports' },
+  { key: 'codes', nav: 'navCodes', section: 'services', page: CodesPage, needs: '/code-templates' },
   { key: 'links', nav: 'navLinks', section: 'services', page: LinksPage, needs: '/links' },
   { key: 'ledger', nav: 'navLedger', section: 'services', page: LedgerPage, needs: '/ledger/developer' },
 ];
@@ -102,7 +106,7 @@ export function App() {
 
   return (
     <SessionContext.Provider value={session}>
-      <Shell lang={lang} onLang={toggleLang} onLogout={logout} areas={areas} active={area?.key ?? ''} me={me}>
+      <Shell lang={lang} onLang={toggleLang} onLogout={logout} areas={areas} active={area?.key ?? ''} me={me} docLoaded={!!doc}>
         {area ? <area.page key={`${area.key}:${lang}`} rest={rest} /> : first ? <p>{t('notFound')}</p> : <Redirect to={areas[0].key} />}
       </Shell>
     </SessionContext.Provider>
@@ -114,7 +118,7 @@ function Redirect({ to }: { to: string }) {
   return <Loading />;
 }
 
-function Shell({ children, areas, active, me, lang, onLang, onLogout }: { children: ComponentChildren; areas: Area[]; active: string; me: Me; lang: string; onLang: () => void; onLogout: () => void }) {
+function Shell({ children, areas, active, me, lang, onLang, onLogout, docLoaded }: { children: ComponentChildren; areas: Area[]; active: string; me: Me; lang: string; onLang: () => void; onLogout: () => void; docLoaded: boolean }) {
   const [open, setOpen] = useState(false);
   useEffect(() => setOpen(false), [active]);
   const section = (s: Area['section'], title: TKey) => {
@@ -160,7 +164,8 @@ function Shell({ children, areas, active, me, lang, onLang, onLogout }: { childr
           {t('logout')}
         </button>
       </header>
-      <nav class="side" data-testid="nav">
+      {/* data-doc: the service areas are known once the OpenAPI document has loaded */}
+      <nav class="side" data-testid="nav" data-doc={docLoaded ? 'loaded' : 'pending'}>
         {section('platform', 'sectionPlatform')}
         {section('services', 'sectionServices')}
       </nav>

@@ -103,6 +103,7 @@ const T = {
   unblock: ['解封', 'Unblock'],
   rotate: ['轮换密钥', 'Rotate secret'],
   graceSeconds: ['旧密钥宽限期（秒）', 'Old secret stays valid (seconds)'],
+  previousSecret: ['旧密钥', 'Previous secret'],
   oldValidUntil: ['旧密钥有效至 {t}', 'The old secret stays valid until {t}'],
   secretOnce: ['请立即保存：密钥只显示这一次。', 'Save it now: the secret is shown this once.'],
   secretTitle: ['应用密钥', 'App secret'],

@@ -71,7 +71,8 @@ export async function login(page: Page, username: string, password: string): Pro
   await page.fill('[data-testid=login-form] input[name=username]', username);
   await page.fill('[data-testid=login-form] input[name=password]', password);
   await page.click('[data-testid=login-form] button[type=submit]');
-  await page.waitForSelector('[data-testid=nav]');
+  // the nav is complete (service areas included) once the OpenAPI document has loaded
+  await page.waitForSelector('[data-testid=nav][data-doc=loaded]', { state: 'attached' });
 }
 
 export const loginOperator = (page: Page) => login(page, DEMO.admin.username, DEMO.admin.password);

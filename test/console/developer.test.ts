@@ -61,6 +61,7 @@ test('the navigation folds away on a phone and every area is reachable through t
 
 test("what a developer may not do isn't offered, and the API would refuse it anyway", async () => {
   await openArea(page, 'tenants');
+  await page.waitForSelector('[data-testid=tenants] tbody tr');
   const rows = await page.$$eval('[data-testid=tenants] tbody tr', (r) => r.map((x) => x.textContent ?? ''));
   assert.equal(rows.length, 1);
   assert.match(rows[0], /demo/);

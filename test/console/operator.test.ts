@@ -34,6 +34,7 @@ test('an operator logs in and sees every area of the platform', async () => {
   const areas = await page.$$eval('[data-testid=nav] a', (as) => as.map((a) => a.getAttribute('data-area')));
   for (const a of ['apps', 'tenants', 'developers', 'app-types', 'quotas']) assert.ok(areas.includes(a), a);
   assert.match(page.url(), /\/console\/apps$/);
+  await page.waitForSelector('[data-testid=apps] a:text-is("demo native")');
   const names = await page.$$eval('[data-testid=apps] tbody tr', (rows) => rows.map((r) => r.children[1].textContent));
   assert.ok(names.includes('demo native') && names.includes('demo operator'));
 });

@@ -6,7 +6,7 @@ import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Copy, Err, Field, Loading, Modal, onSubmit, Table, useAction, useLoad } from '../ui';
 import { flattenTypes, type AppTypeNode } from './appTypes';
-import { TenantPicker, tenantName } from './common';
+import { BackLink, TenantField, TenantPicker, tenantName } from './common';
 
 export interface AppRow {
   id: number;
@@ -118,18 +118,7 @@ function AppList() {
           <Field label={t('description')}>
             <input name="description" maxLength={2000} value={form.description} onInput={(e) => setForm({ ...form, description: e.currentTarget.value })} />
           </Field>
-          {me.operator && (
-            <Field label={t('tenant')}>
-              <select name="tenant_id" value={form.tenant_id} onChange={(e) => setForm({ ...form, tenant_id: e.currentTarget.value })}>
-                <option value="">{me.tenant.name}</option>
-                {tenants.map((tn) => (
-                  <option value={tn.id}>
-                    {tn.id} · {tn.name}
-                  </option>
-                ))}
-              </select>
-            </Field>
-          )}
+          <TenantField value={form.tenant_id} onChange={(v) => setForm({ ...form, tenant_id: v })} />
           <Field label={t('appType')}>
             <TypeSelect value={form.type_id} onChange={(v) => setForm({ ...form, type_id: v })} />
           </Field>
@@ -220,11 +209,7 @@ function AppEditor({ app, tenantLabel, reload }: { app: AppRow; tenantLabel: str
     });
   return (
     <>
-      <p>
-        <a href={href('apps')} onClick={go('apps')}>
-          ← {t('back')}
-        </a>
-      </p>
+      <BackLink to="apps" />
       <h1 data-testid="app-title">
         {app.name} {app.blocked ? <span class="badge bad">{t('blocked')}</span> : <span class="badge ok">{t('active')}</span>}
       </h1>
@@ -244,7 +229,7 @@ function AppEditor({ app, tenantLabel, reload }: { app: AppRow; tenantLabel: str
           <dd>{fmtTime(app.updated_at)}</dd>
           {app.secret_rotated_until && app.secret_rotated_until > Date.now() && (
             <>
-              <dt>{t('rotate')}</dt>
+              <dt>{t('previousSecret')}</dt>
               <dd>{t('oldValidUntil', { t: fmtTime(app.secret_rotated_until) })}</dd>
             </>
           )}

@@ -1,3 +1,4 @@
+import { go, href } from '../router';
 import { t } from '../i18n';
 import { useSession } from '../session';
 
@@ -22,4 +23,34 @@ export function TenantPicker({ value, onChange, allowAll = true, label }: { valu
 
 export function tenantName(tenants: { id: number; name: string }[], id: number): string {
   return tenants.find((x) => x.id === id)?.name ?? `#${id}`;
+}
+
+/** The tenant a create form acts on: operators choose (default: their own); developers see nothing. */
+export function TenantField({ value, onChange }: { value: string; onChange: (v: string) => void }) {
+  const { me, tenants } = useSession();
+  if (!me.operator) return null;
+  return (
+    <label class="field">
+      <span>{t('tenant')}</span>
+      <select name="tenant_id" value={value} onChange={(e) => onChange(e.currentTarget.value)}>
+        <option value="">{me.tenant.name}</option>
+        {tenants.map((tn) => (
+          <option value={tn.id}>
+            {tn.id} · {tn.name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** "← Back" to an area's list. */
+export function BackLink({ to }: { to: string }) {
+  return (
+    <p>
+      <a href={href(to)} onClick={go(to)}>
+        ← {t('back')}
+      </a>
+    </p>
+  );
 }

@@ -6,7 +6,7 @@ import { fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Copy, Err, Field, Loading, onSubmit, Pager, Table, useAction, useLoad } from '../ui';
-import { TenantPicker, tenantName } from './common';
+import { BackLink, TenantField, TenantPicker, tenantName } from './common';
 import { QrPreview } from './qr';
 import { StatsPanel } from './stats';
 
@@ -73,18 +73,7 @@ function LinkList() {
           <Field label={tr(L.ref)}>
             <input name="ref" maxLength={200} value={form.ref} onInput={(e) => setForm({ ...form, ref: e.currentTarget.value })} />
           </Field>
-          {me.operator && (
-            <Field label={t('tenant')}>
-              <select name="tenant_id" value={form.tenant_id} onChange={(e) => setForm({ ...form, tenant_id: e.currentTarget.value })}>
-                <option value="">{me.tenant.name}</option>
-                {tenants.map((tn) => (
-                  <option value={tn.id}>
-                    {tn.id} · {tn.name}
-                  </option>
-                ))}
-              </select>
-            </Field>
-          )}
+          <TenantField value={form.tenant_id} onChange={(v) => setForm({ ...form, tenant_id: v })} />
           <div class="form-actions">
             <button type="submit" class="primary" disabled={act.busy}>
               {t('create')}
@@ -163,11 +152,7 @@ function LinkDetail({ code }: { code: string }) {
   const path = `/links/${encodeURIComponent(l.code)}`;
   return (
     <>
-      <p>
-        <a href={href('links')} onClick={go('links')}>
-          ← {t('back')}
-        </a>
-      </p>
+      <BackLink to="links" />
       <h1 data-testid="link-title">
         <code>{l.code}</code> {l.disabled ? <span class="badge bad">{tr(L.disabled)}</span> : <span class="badge ok">{t('active')}</span>}
       </h1>
