@@ -6,7 +6,7 @@
 // --pg runs the same suites on PostgreSQL (TEST_DATABASE_URL) and Redis (REDIS_URL); it refuses to
 // start without them, so CI cannot pass by skipping. Filters keep files whose path contains one of them.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -14,6 +14,18 @@ const cluster = args.includes('--cluster');
 const pg = cluster || args.includes('--pg');
 const filters = args.filter((a) => !a.startsWith('--'));
 const root = new URL('..', import.meta.url).pathname;
+
+/** The browser tests need dist/console: build it when it is missing or older than its sources. */
+function buildConsoleIfStale() {
+  const newest = (p) => (statSync(p).isDirectory() ? Math.max(0, ...readdirSync(p).map((n) => newest(join(p, n)))) : statSync(p).mtimeMs);
+  const out = join(root, 'dist/console/index.html');
+  const built = existsSync(out) ? statSync(out).mtimeMs : 0;
+  if (built >= newest(join(root, 'console'))) return;
+  console.log('building the console (dist/console is missing or stale)');
+  const vite = join(root, 'node_modules/vite/bin/vite.js');
+  const b = spawnSync(process.execPath, [vite, 'build', 'console', '--logLevel', 'warn'], { cwd: root, stdio: 'inherit' });
+  if (b.status !== 0) process.exit(b.status ?? 1);
+}
 
 function walk(dir) {
   return readdirSync(dir).flatMap((n) => {
@@ -23,6 +35,7 @@ function walk(dir) {
 }
 
 let files = walk(join(root, 'test')).sort();
+if (files.some((f) => f.includes('/test/console/'))) buildConsoleIfStale();
 if (filters.length) files = files.filter((f) => filters.some((x) => f.includes(x)));
 const env = { ...process.env };
 if (pg) {

@@ -63,20 +63,18 @@ async function listen(app: FastifyInstance): Promise<string> {
 export async function startCluster(first: TestPlatform, opts: TestOptions): Promise<TestServer> {
   const jobs = first.config.jobConcurrency;
   const log = opts.logStream ? first.ctx.log : pino({ level: process.env.TEST_LOG ?? 'silent' });
-  const serverConfig = { ...first.config, jobConcurrency: 0 };
   // The first platform (made by startPlatform: fresh database) is server 1; server 2 and the worker
-  // open the same database as separate platforms.
+  // open the same database as separate platforms. They share one config object, so a test that
+  // changes a setting changes it on every "machine", as a redeploy would.
   first.ctx.config.jobConcurrency = 0;
-  const second: Ctx = await createPlatform({ ...serverConfig }, { clock: opts.clock, log });
-  const worker: Ctx | null = jobs > 0 ? await createPlatform({ ...first.config, jobConcurrency: jobs }, { clock: opts.clock, log }) : null;
+  const second: Ctx = await createPlatform(first.ctx.config, { clock: opts.clock, log });
+  const worker: Ctx | null = jobs > 0 ? await createPlatform(first.ctx.config, { clock: opts.clock, log }) : null;
   worker?.jobs.start(jobs);
   const logOpts = opts.logStream ? { logStream: opts.logStream } : { logger: false };
   const app1 = await buildServer(first.ctx, logOpts);
   const app2 = await buildServer(second, logOpts);
   const proxy = await roundRobinProxy([await listen(app1), await listen(app2)]);
   first.ctx.config.publicUrl = proxy.url;
-  second.config.publicUrl = proxy.url;
-  if (worker) worker.config.publicUrl = proxy.url;
   return {
     ...first,
     app: app1,

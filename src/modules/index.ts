@@ -28,6 +28,7 @@ import { objectsModule } from './objects.js';
 const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
-const consoleUi: Module[] = [];
+import { consoleModule } from './console.js';
+const consoleUi: Module[] = [consoleModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

@@ -70,25 +70,25 @@ const IpAllow = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 });
 const AppCreate = Type.Object(
   {
     name: Name,
-    description: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
+    description: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 2000 })])),
     tenant_id: Type.Optional(Id),
-    type_id: Type.Optional(Type.Union([Id, Type.Null()])),
+    type_id: Type.Optional(Type.Union([Type.Null(), Id])),
     services: Type.Optional(Services),
     ip_allow: Type.Optional(IpAllow),
-    rate_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
-    expires_at: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+    rate_limit: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 0 })])),
+    expires_at: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 0 })])),
   },
   { additionalProperties: false },
 );
 const AppPatch = Type.Object(
   {
     name: Type.Optional(Name),
-    description: Type.Optional(Type.Union([Type.String({ maxLength: 2000 }), Type.Null()])),
-    type_id: Type.Optional(Type.Union([Id, Type.Null()])),
+    description: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 2000 })])),
+    type_id: Type.Optional(Type.Union([Type.Null(), Id])),
     services: Type.Optional(Services),
     ip_allow: Type.Optional(IpAllow),
-    rate_limit: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
-    expires_at: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
+    rate_limit: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 0 })])),
+    expires_at: Type.Optional(Type.Union([Type.Null(), Type.Integer({ minimum: 0 })])),
     blocked: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -105,7 +105,7 @@ const AppTypeNode = Type.Recursive(
   { $id: 'AppTypeNode' },
 );
 const AppTypeIn = Type.Object(
-  { name: Type.String({ minLength: 1, maxLength: 100 }), des: Type.Optional(Type.String({ maxLength: 1000 })), parent_id: Type.Optional(Type.Union([Id, Type.Null()])) },
+  { name: Type.String({ minLength: 1, maxLength: 100 }), des: Type.Optional(Type.String({ maxLength: 1000 })), parent_id: Type.Optional(Type.Union([Type.Null(), Id])) },
   { additionalProperties: false },
 );
 const Credentials = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), password: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false });
@@ -247,8 +247,8 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     {
       username: Type.String({ minLength: 1, maxLength: 64 }),
       password: Type.String({ minLength: 4, maxLength: 200 }),
-      email: Type.Optional(Type.Union([Type.String({ maxLength: 200 }), Type.Null()])),
-      telephone: Type.Optional(Type.Union([Type.String({ maxLength: 40 }), Type.Null()])),
+      email: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 200 })])),
+      telephone: Type.Optional(Type.Union([Type.Null(), Type.String({ maxLength: 40 })])),
       role: Type.Optional(Type.String({ maxLength: 100 })),
       tenant_id: Type.Optional(Id),
     },
@@ -269,6 +269,18 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
       return toDev(await accounts.setDeveloperRole(ctx, req.params.id, req.body.role));
     },
   );
+
+  // --- roles ---------------------------------------------------------------------------------
+  const RoleOut = Type.Object({ id: Type.Integer(), name: Type.String(), des: Type.String() });
+  app.get('/roles', { schema: { tags: ['developers'], summary: 'Developer roles (admin = operator, normal, blocked, and any added)', response: { 200: Type.Array(RoleOut), ...std } } }, async (req) => {
+    requirePrincipal(req);
+    return (await accounts.listRoles(ctx)).map((r) => ({ id: Number(r.id), name: r.name, des: r.des }));
+  });
+  const RoleIn = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), des: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false });
+  app.post<{ Body: Static<typeof RoleIn> }>('/roles', { schema: { tags: ['developers'], summary: 'Add a role (operators)', body: RoleIn, response: { 201: Type.Object({ id: Type.Integer() }), ...std } } }, async (req, reply) => {
+    requireOperator(req);
+    return reply.code(201).send({ id: await accounts.addRole(ctx, req.body.name, req.body.des ?? '') });
+  });
 
   // --- app types -------------------------------------------------------------------------------
   app.get('/app-types', { schema: { tags: ['app types'], summary: 'The app type tree', response: { 200: Type.Array(Type.Ref(AppTypeNode)), ...std } } }, async (req) => {
