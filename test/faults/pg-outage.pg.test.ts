@@ -95,7 +95,9 @@ it('PostgreSQL restarted: requests fail cleanly during the outage and the same p
   let n = 0;
   const timed = async (path: string, init: RequestInit = {}) => {
     const t0 = Date.now();
-    const r = await fetch(`${url}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
+    const r = await fetch(`${url}${path}`, { ...init, signal: AbortSignal.timeout(10_000) }).catch((e) => {
+      throw new Error(`${init.method ?? 'GET'} ${path} failed after ${Date.now() - t0} ms (${(e as Error).cause ?? e}); server exit ${server!.child.exitCode ?? server!.child.signalCode}:\n${server!.output()}`);
+    });
     const text = await r.text();
     return { status: r.status, reason: r.statusText, type: r.headers.get('content-type') ?? '', text, ms: Date.now() - t0 };
   };

@@ -56,9 +56,14 @@ export function sqliteFile(opts: Pick<OpenOptions, 'databaseUrl' | 'dataDir'>): 
 
 export function openDatabase(opts: OpenOptions): Database {
   if (opts.databaseUrl && /^postgres(ql)?:/.test(opts.databaseUrl)) {
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10 });
+    // A connection attempt that hangs (server unreachable) fails after 10 s instead of holding a request forever.
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: opts.poolSize ?? 10, connectionTimeoutMillis: 10_000 });
     // An idle client erroring (server restart) must not crash the process; the pool replaces it.
     pool.on('error', () => {});
+    // Nor may a checked-out client between two queries of a transaction (pg-pool only listens on idle
+    // ones): its connection error is emitted with no listener, which would kill the process. The next
+    // query on it fails ("not queryable") and the pool drops it on release.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
     return {
       kysely,

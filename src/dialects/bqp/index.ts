@@ -14,7 +14,7 @@ import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParam
 import { andAll, condTree } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
-import { clientIp, header } from '../http.js';
+import { clientIp, header, isBackendDown } from '../http.js';
 import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
 
 class BqpFail extends Error {
@@ -63,6 +63,7 @@ function failOf(err: unknown, req: FastifyRequest | null): BqpFail {
     const um = typeof err.details?.userMessage === 'string' ? err.details.userMessage : /[\u4e00-\u9fff]/.test(err.message) ? err.message : MESSAGES[code];
     return new BqpFail(code, um, err.message);
   }
+  if (isBackendDown(err)) return new BqpFail(E.SERVER, MESSAGES[E.SERVER], 'a backing service is unreachable right now');
   const e = err as { code?: string; name?: string; statusCode?: number; message?: string };
   if (e && (e.name === 'SqliteError' || (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) && e.name === 'error'))) {
     return new BqpFail(E.DB, MESSAGES[E.DB], null);
