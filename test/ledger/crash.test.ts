@@ -17,6 +17,12 @@ import { freshPgDatabase, http, jsonBody, onPg } from '../helpers.js';
 const root = new URL('../..', import.meta.url).pathname;
 const CLI = ['--import', 'tsx', join(root, 'src/cli/main.ts')];
 
+/** Resolves when the child has exited (at once if it already has). */
+function exited(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => c.once('exit', () => r()));
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => {
@@ -111,7 +117,7 @@ describe('crash: kill -9 during a transfer load', () => {
       }),
     );
     assert.ok(killed);
-    await new Promise((r) => child!.once('exit', r));
+    await exited(child!);
     await start();
 
     // every answered transfer survived the crash
@@ -136,7 +142,7 @@ describe('crash: kill -9 during a transfer load', () => {
       }
     }
     child!.kill('SIGKILL');
-    await new Promise((r) => child!.once('exit', r));
+    await exited(child!);
     child = null;
 
     const audit = cli('ledger', 'audit') as { ok: boolean; issued: string; held: string; mismatched: number[]; negative: number[]; transfers: number };
