@@ -129,7 +129,7 @@ async function worker(cfg: Config, concurrency: number): Promise<void> {
 async function runChecks(cfg: Config): Promise<void> {
   const problems = await withPlatform(cfg, async (ctx) => {
     const out: string[] = [];
-    for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => `${m.name}: ${p}`));
+    for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => (/^[a-z]+: /.test(p) ? p : `${m.name}: ${p}`)));
     return out;
   });
   if (problems.length) {

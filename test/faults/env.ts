@@ -52,7 +52,7 @@ export async function faultEnv(opts: { pg: boolean; extra?: Record<string, strin
 /** Every module's integrity check (what `menhu check` runs); [] when everything holds. */
 export async function moduleProblems(ctx: Ctx): Promise<string[]> {
   const out: string[] = [];
-  for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => `${m.name}: ${p}`));
+  for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => (/^[a-z]+: /.test(p) ? p : `${m.name}: ${p}`)));
   return out;
 }
 

@@ -31,7 +31,7 @@ describe('menhu CLI', () => {
     return e;
   };
   const menhu = (args: string[], extra: Record<string, string> = {}) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: env(extra), encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: env(extra), encoding: 'utf8', timeout: 120_000 });
     return { code: r.status, out: r.stdout, err: r.stderr };
   };
   const menhuAsync = (args: string[], extra: Record<string, string> = {}) =>
@@ -41,7 +41,7 @@ describe('menhu CLI', () => {
       let err = '';
       c.stdout.on('data', (d) => (out += d));
       c.stderr.on('data', (d) => (err += d));
-      const timer = setTimeout(() => c.kill('SIGKILL'), 60_000);
+      const timer = setTimeout(() => c.kill('SIGKILL'), 120_000);
       c.on('close', (code) => {
         clearTimeout(timer);
         resolve({ code, out, err });
@@ -147,7 +147,7 @@ describe('menhu CLI', () => {
     try {
       const t0 = Date.now();
       while (!/operator +Authorization/.test(out)) {
-        if (child.exitCode !== null || Date.now() - t0 > 30_000) assert.fail(`serve did not start: ${err}${out}`);
+        if (child.exitCode !== null || Date.now() - t0 > 120_000) assert.fail(`serve did not start: ${err}${out}`);
         await new Promise((r) => setTimeout(r, 50));
       }
       const base = /menhu is listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];

@@ -227,7 +227,7 @@ export function codesRest(app: FastifyInstance, ctx: Ctx): void {
   );
   app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof QrQuery> }>(
     '/code-records/:id/qr',
-    { schema: { tags, summary: "QR image of the code (the template's style unless overridden)", params: IdParams, querystring: QrQuery } },
+    { schema: { tags, summary: "QR image of the code (the template's style unless overridden); PNG, or SVG with format=svg", params: IdParams, querystring: QrQuery, response: { ...std } } },
     async (req, reply) => {
       const { r } = await ownRecord(req, req.params.id);
       const t = (await getTemplate(ctx, r.templateId))!;
@@ -252,7 +252,7 @@ export function codesRest(app: FastifyInstance, ctx: Ctx): void {
   }
   app.get<{ Params: Static<typeof IdParams> }>(
     '/code-templates/:id/export.xlsx',
-    { schema: { tags, summary: "The template's records with their links, as an Excel workbook", params: IdParams } },
+    { schema: { tags, summary: "The template's records with their links, as an Excel workbook", params: IdParams, response: { ...std } } },
     async (req, reply) => {
       const { t } = await ownTemplate(req, req.params.id);
       // streamed: rows are written as they are read, so memory does not grow with the template
@@ -292,7 +292,7 @@ export function codesRest(app: FastifyInstance, ctx: Ctx): void {
   );
   app.get<{ Params: Static<typeof IdParams>; Querystring: Static<typeof QrQuery> }>(
     '/code-templates/:id/qr.zip',
-    { schema: { tags, summary: "A ZIP of every code's QR image (PNG or SVG), named <id>-<code>.<ext>", params: IdParams, querystring: QrQuery } },
+    { schema: { tags, summary: "A ZIP of every code's QR image (PNG or SVG), named <id>-<code>.<ext>", params: IdParams, querystring: QrQuery, response: { ...std } } },
     async (req, reply) => {
       const { t } = await ownTemplate(req, req.params.id);
       const { format, ...styleQuery } = { ...(t.style.qr as Record<string, string> | undefined), ...req.query };

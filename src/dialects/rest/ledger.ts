@@ -86,7 +86,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
         return transferOut(r.transfer, r.replayed);
       },
     );
-    app.get('/ledger/audit', { schema: { tags: ['ledger'], summary: 'Check the ledger invariants (operators)' } }, async (req) => {
+    app.get('/ledger/audit', { schema: { tags: ['ledger'], summary: 'Check the ledger invariants (operators)', response: { ...err } } }, async (req) => {
       requireOperator(req);
       return ledger.audit(ctx);
     });
@@ -99,7 +99,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     // --- wallets -------------------------------------------------------------------------------
     app.get<{ Params: Static<typeof AppParams>; Querystring: Static<typeof Paging> }>(
       '/ledger/apps/:app_id/wallets',
-      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging } },
+      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging, response: { ...err } } },
       async (req) => {
         const a = await appOf(req, req.params.app_id);
         const { page = 1, num = 50 } = req.query;
@@ -151,7 +151,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     );
     app.get<{ Params: Static<typeof AppParams>; Querystring: Static<typeof Paging> }>(
       '/ledger/apps/:app_id/transfers',
-      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging } },
+      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging, response: { ...err } } },
       async (req) => {
         const a = await appOf(req, req.params.app_id);
         const { page = 1, num = 50 } = req.query;
@@ -163,7 +163,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     // --- content -------------------------------------------------------------------------------
     app.get<{ Params: Static<typeof AppParams>; Querystring: Static<typeof Paging> }>(
       '/ledger/apps/:app_id/contents',
-      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging } },
+      { schema: { tags: ['ledger'], params: AppParams, querystring: Paging, response: { ...err } } },
       async (req) => {
         const a = await appOf(req, req.params.app_id);
         const { page = 1, num = 50 } = req.query;
@@ -197,7 +197,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     const ConsumeIn = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }), customer_pay_password: Type.Optional(Type.String({ maxLength: 200 })), author_pay_password: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
     app.post<{ Params: Static<typeof ClaimParams>; Body: Static<typeof ConsumeIn> }>(
       '/ledger/apps/:app_id/contents/:claim_id/consume',
-      { schema: { tags: ['ledger'], summary: 'Consume (buy once) content', params: ClaimParams, body: ConsumeIn } },
+      { schema: { tags: ['ledger'], summary: 'Consume (buy once) content', params: ClaimParams, body: ConsumeIn, response: { ...err } } },
       async (req) => {
         const a = await appOf(req, req.params.app_id);
         return content.consume(ctx, a, { ...req.body, claim_id: req.params.claim_id });
@@ -206,7 +206,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     const Who = Type.Object({ username: Type.String({ minLength: 1, maxLength: 64 }) });
     app.get<{ Params: Static<typeof ClaimParams>; Querystring: Static<typeof Who> }>(
       '/ledger/apps/:app_id/contents/:claim_id/download',
-      { schema: { tags: ['ledger'], summary: 'Download the file of content the user bought (or wrote)', params: ClaimParams, querystring: Who } },
+      { schema: { tags: ['ledger'], summary: 'Download the file of content the user bought (or wrote)', params: ClaimParams, querystring: Who, response: { ...err } } },
       async (req, reply) => {
         const a = await appOf(req, req.params.app_id);
         const d = await content.download(ctx, a.id, req.query.username, req.params.claim_id);
@@ -216,7 +216,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     );
     app.post<{ Params: Static<typeof AppParams> }>(
       '/ledger/apps/:app_id/uploads',
-      { bodyLimit: ctx.config.uploadLimit, schema: { tags: ['ledger'], summary: 'Store a file (application/octet-stream) and answer its IPFS CIDs (v0 as `ipfs add`, v1 raw leaves)', params: AppParams } },
+      { bodyLimit: ctx.config.uploadLimit, schema: { tags: ['ledger'], summary: 'Store a file (application/octet-stream) and answer its IPFS CIDs (v0 as `ipfs add`, v1 raw leaves)', params: AppParams, response: { ...err } } },
       async (req, reply) => {
         const a = await appOf(req, req.params.app_id);
         if (!Buffer.isBuffer(req.body)) throw new DomainError('UNSUPPORTED_MEDIA', 'send the file as application/octet-stream');
@@ -229,7 +229,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     const StatementQuery = Type.Object({ role: Type.Union([Type.Literal('publisher'), Type.Literal('customer')]), username: Type.String({ minLength: 1, maxLength: 64 }), page: Type.Optional(Type.Integer({ minimum: 1, default: 1 })), num: Type.Optional(Type.Integer({ minimum: 1, maximum: content.MAX_PAGE_SIZE, default: 50 })) });
     app.get<{ Params: Static<typeof AppParams>; Querystring: Static<typeof StatementQuery> }>(
       '/ledger/apps/:app_id/statements',
-      { schema: { tags: ['ledger'], params: AppParams, querystring: StatementQuery } },
+      { schema: { tags: ['ledger'], params: AppParams, querystring: StatementQuery, response: { ...err } } },
       async (req) => {
         const a = await appOf(req, req.params.app_id);
         const { page = 1, num = 50 } = req.query;
@@ -240,7 +240,7 @@ export async function ledgerRest(root: FastifyInstance, ctx: Ctx): Promise<void>
     const XlsxQuery = Type.Object({ role: Type.Union([Type.Literal('publisher'), Type.Literal('customer')]), username: Type.String({ minLength: 1, maxLength: 64 }) });
     app.get<{ Params: Static<typeof AppParams>; Querystring: Static<typeof XlsxQuery> }>(
       '/ledger/apps/:app_id/statements.xlsx',
-      { schema: { tags: ['ledger'], summary: 'The whole statement as an Excel workbook (at most 100,000 rows)', params: AppParams, querystring: XlsxQuery } },
+      { schema: { tags: ['ledger'], summary: 'The whole statement as an Excel workbook (at most 100,000 rows)', params: AppParams, querystring: XlsxQuery, response: { ...err } } },
       async (req, reply) => {
         const a = await appOf(req, req.params.app_id);
         const wb = new ExcelJS.Workbook();

@@ -419,7 +419,7 @@ export async function checkReports(ctx: Ctx): Promise<string[]> {
       .innerJoin('reports as r', 'r.id', 'v.report_pk')
       .leftJoin('tlog_entries as e', 'e.idx', 'v.tlog_index')
       .leftJoin('blobs as b', 'b.key', 'v.file_key')
-      .select(['v.id', 'v.tenant_id', 'r.report_id', 'v.version', 'v.file_sha256', 'v.meta_hash', 'v.tlog_index', 'e.data', 'b.sha256 as blob_sha256'])
+      .select(['v.id', 'v.tenant_id', 'r.report_id', 'v.version', 'v.file_sha256', 'v.file_key', 'v.meta_hash', 'v.tlog_index', 'e.data', 'b.sha256 as blob_sha256'])
       .where('v.id', '>', after)
       .orderBy('v.id')
       .limit(2000)
@@ -436,6 +436,12 @@ export async function checkReports(ctx: Ctx): Promise<string[]> {
       }
       if (v.blob_sha256 === null) problems.push(`reports: ${what}: the file is missing from the blob store`);
       else if (v.blob_sha256 !== v.file_sha256) problems.push(`reports: ${what}: the stored file has another SHA-256`);
+      else {
+        // the bytes themselves, not only the recorded hash: a file changed on disk or in the bucket is caught
+        const data = await ctx.blobs.get(v.file_key).then((b) => b.data, () => null);
+        if (data === null) problems.push(`reports: ${what}: the file cannot be read from the blob store`);
+        else if (createHash('sha256').update(data).digest('hex') !== v.file_sha256) problems.push(`reports: ${what}: the stored bytes do not hash to the registered SHA-256`);
+      }
       after = Number(v.id);
     }
   }
