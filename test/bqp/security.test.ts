@@ -251,7 +251,9 @@ describe('BQP injection corpus and parser fuzzing', () => {
       }),
       { numRuns: 250 },
     );
-    assert.equal(await snapshot(), before);
+    // the call log may have grown (another server's batched log flush can land meanwhile); nothing else
+    const strip = (x: string) => x.replace(/bqp_ApiLog:\d+/, '');
+    assert.equal(strip(await snapshot()), strip(before));
   });
 
   it('limits: length, depth, terms', () => {
