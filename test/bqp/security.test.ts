@@ -76,7 +76,7 @@ const PAYLOADS = [
 ];
 
 const SQL_WORDS = new Set(
-  'select from where and or not in is null like ilike between as left join on order by asc desc limit offset group having count sum avg max min distinct case when then else end cast real double precision text nulls first last delete update set insert into values returning'.split(' '),
+  'select from where and or not in is null like ilike escape between as left join on order by asc desc limit offset group having count sum avg max min distinct case when then else end cast real double precision text nulls first last delete update set insert into values returning'.split(' '),
 );
 
 /** The structural invariant of compiled SQL. */

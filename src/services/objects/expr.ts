@@ -463,7 +463,10 @@ export class Compiler {
         const b = n.b.k === 'lit' ? this.lit(n.b.v === null ? null : String(n.b.v), { k: 'text', date: null }) : this.value(n.b);
         const op = this.s.dialect === 'postgres' ? (n.neg ? 'not ilike' : 'ilike') : n.neg ? 'not like' : 'like';
         const left = this.s.dialect === 'postgres' && a.type.k !== 'text' ? sql`cast(${a.sql} as text)` : a.sql;
-        return { sql: sql`(${left} ${sql.raw(op)} ${b.sql})`, type: { k: 'bool' }, agg: a.agg || b.agg };
+        // PostgreSQL treats \ as LIKE's escape character (and refuses a pattern ending in one); SQLite
+        // has none. ESCAPE '' makes both engines read a backslash as itself.
+        const esc = this.s.dialect === 'postgres' ? sql` escape ${''}` : sql``;
+        return { sql: sql`(${left} ${sql.raw(op)} ${b.sql}${esc})`, type: { k: 'bool' }, agg: a.agg || b.agg };
       }
       case 'in': {
         const a = this.value(n.a);
