@@ -76,3 +76,10 @@ export async function closePlatform(ctx: Ctx): Promise<void> {
   await ctx.bus.close();
   await ctx.db.close();
 }
+
+/** Every module's integrity check (`menhu check`), one line per problem, each named by its module. */
+export async function integrityProblems(ctx: Ctx): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => (/^[a-z]+: /.test(p) ? p : `${m.name}: ${p}`)));
+  return out;
+}

@@ -7,7 +7,7 @@ import { backup, BackupError, restore } from '../core/backup.js';
 import { isDomainError } from '../core/errors.js';
 import { addQuota } from '../core/limits/quotas.js';
 import { MODULES } from '../modules/index.js';
-import { closePlatform, createPlatform } from '../platform.js';
+import { closePlatform, createPlatform, integrityProblems } from '../platform.js';
 import { createTenant, getTenant } from '../services/accounts/index.js';
 import { progressBar } from './progress.js';
 
@@ -127,11 +127,7 @@ async function worker(cfg: Config, concurrency: number): Promise<void> {
 }
 
 async function runChecks(cfg: Config): Promise<void> {
-  const problems = await withPlatform(cfg, async (ctx) => {
-    const out: string[] = [];
-    for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => (/^[a-z]+: /.test(p) ? p : `${m.name}: ${p}`)));
-    return out;
-  });
+  const problems = await withPlatform(cfg, integrityProblems);
   if (problems.length) {
     for (const p of problems) console.error(`PROBLEM ${p}`);
     die(`${problems.length} integrity problem(s)`);

@@ -5,8 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/core/config.js';
 import type { Ctx } from '../../src/core/context.js';
-import { MODULES } from '../../src/modules/index.js';
-import { closePlatform, createPlatform } from '../../src/platform.js';
+import { closePlatform, createPlatform, integrityProblems } from '../../src/platform.js';
 import { inCluster } from '../cluster.js';
 import { freshPgDatabase } from '../helpers.js';
 import { menhuEnv, testMasterKey } from '../procs.js';
@@ -50,10 +49,7 @@ export async function faultEnv(opts: { pg: boolean; extra?: Record<string, strin
 }
 
 /** Every module's integrity check (what `menhu check` runs); [] when everything holds. */
-export async function moduleProblems(ctx: Ctx): Promise<string[]> {
-  const out: string[] = [];
-  for (const m of MODULES) if (m.check) out.push(...(await m.check(ctx)).map((p) => (/^[a-z]+: /.test(p) ? p : `${m.name}: ${p}`)));
-  return out;
-}
+/** The same integrity checks `menhu check` runs. */
+export const moduleProblems = integrityProblems;
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
