@@ -1,5 +1,5 @@
 /** Two independent QR decoders (jsQR and ZXing) over the pixels sharp reads from an image. */
-import { BarcodeFormat, BinaryBitmap, DecodeHintType, HybridBinarizer, QRCodeReader, RGBLuminanceSource } from '@zxing/library';
+import { BarcodeFormat, BinaryBitmap, DecodeHintType, GlobalHistogramBinarizer, HybridBinarizer, QRCodeReader, RGBLuminanceSource } from '@zxing/library';
 import jsQRModule from 'jsqr';
 import sharp from 'sharp';
 
@@ -24,7 +24,8 @@ export function decodeJsqr(p: { rgba: Uint8ClampedArray; width: number; height: 
 export function decodeZxing(p: { rgba: Uint8ClampedArray; width: number; height: number }): string | null {
   const lum = new Uint8ClampedArray(p.width * p.height);
   for (let i = 0, j = 0; i < lum.length; i++, j += 4) lum[i] = (p.rgba[j] * 299 + p.rgba[j + 1] * 587 + p.rgba[j + 2] * 114) / 1000;
-  for (const pure of [false, true]) {
+  const src = new RGBLuminanceSource(lum, p.width, p.height);
+  for (const [pure, Binarizer] of [[false, HybridBinarizer], [false, GlobalHistogramBinarizer], [true, HybridBinarizer]] as const) {
     const hints = new Map<DecodeHintType, unknown>([
       [DecodeHintType.POSSIBLE_FORMATS, [BarcodeFormat.QR_CODE]],
       [DecodeHintType.CHARACTER_SET, 'UTF-8'],
@@ -32,7 +33,7 @@ export function decodeZxing(p: { rgba: Uint8ClampedArray; width: number; height:
     ]);
     if (pure) hints.set(DecodeHintType.PURE_BARCODE, true);
     try {
-      return new QRCodeReader().decode(new BinaryBitmap(new HybridBinarizer(new RGBLuminanceSource(lum, p.width, p.height))), hints).getText();
+      return new QRCodeReader().decode(new BinaryBitmap(new Binarizer(src)), hints).getText();
     } catch {
       // next mode
     }
@@ -43,5 +44,14 @@ export function decodeZxing(p: { rgba: Uint8ClampedArray; width: number; height:
 /** Both decoders' readings of an image (PNG/JPEG bytes or SVG text). */
 export async function decodeBoth(image: Buffer | string): Promise<{ jsqr: string | null; zxing: string | null }> {
   const p = await pixels(image);
-  return { jsqr: decodeJsqr(p), zxing: decodeZxing(p) };
+  let zxing = decodeZxing(p);
+  // ZXing's finder-pattern detector is sensitive to how module edges fall on the pixel grid (a
+  // page rendered at 240 dpi can fail where 120 or 360 dpi reads): retry at other scales, as
+  // zxing-cpp's own downscaling does. The bits still come from ZXing reading the real pixels.
+  for (const f of [0.5, 1.5]) {
+    if (zxing !== null || Math.round(p.width * f) < 64) break;
+    const input = typeof image === 'string' ? Buffer.from(image) : image;
+    zxing = decodeZxing(await pixels(await sharp(input).flatten({ background: '#ffffff' }).resize(Math.round(p.width * f)).png().toBuffer()));
+  }
+  return { jsqr: decodeJsqr(p), zxing };
 }
