@@ -46,7 +46,7 @@ async function serveMenhu(): Promise<void> {
   const { createTenant } = await import('../src/services/accounts/index.js');
   const { ensureLink, flushScans } = await import('../src/services/links/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'menhu-bench-'));
-  const cfg = loadConfig({ ...process.env, MENHU_DATA: dir, LOG_LEVEL: 'warn' }, { port: 0, jobConcurrency: 0 });
+  const cfg = loadConfig({ ...process.env, MENHU_DATA: dir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' }, { port: 0, jobConcurrency: 0 });
   const ctx = await createPlatform(cfg);
   const app = await buildServer(ctx, process.env.BENCH_NOLOG ? { logger: false } : {});
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -6,9 +6,11 @@
  * - init runs once per process after the database is migrated (register job kinds, start flushers);
  * - rest adds routes to the native API (inside /rest/v1: shared auth, problem+json, OpenAPI);
  * - mount adds routes at the server root (dialects, public pages);
+ * - fast answers the hottest public requests before the framework, when it can (short-link redirects);
  * - demo seeds demo data on the first `menhu serve --demo`;
  * - close stops what init started.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './core/config.js';
 import type { Ctx } from './core/context.js';
@@ -20,6 +22,8 @@ export interface DemoSeed {
   adminId: number;
 }
 
+export type FastHandler = (req: IncomingMessage, res: ServerResponse, ip: () => string) => string | null;
+
 export interface Module {
   name: string;
   init?(ctx: Ctx): Promise<void> | void;
@@ -27,6 +31,12 @@ export interface Module {
   schema?(db: Database, config: Config): Promise<string[]>;
   rest?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
   mount?(app: FastifyInstance, ctx: Ctx): Promise<void> | void;
+  /**
+   * A raw handler run for every request before Fastify. It answers only what it can answer fully
+   * from memory, with the same bytes its Fastify route would send, and returns that route's pattern
+   * (for metrics and the access log); for anything else it returns null and touches nothing.
+   */
+  fast?(ctx: Ctx): FastHandler;
   demo?(ctx: Ctx, seed: DemoSeed): Promise<void> | void;
   /**
    * Integrity checks over the module's stored data (`menhu check`, and after `menhu restore`):

@@ -1,6 +1,6 @@
 import type { Module } from '../module.js';
 import { linksRest } from '../dialects/rest/links.js';
-import { mountScan } from '../pages/scan.js';
+import { fastScan, mountScan } from '../pages/scan.js';
 import { ensureLink, shortUrl, startLinks, stopLinks } from '../services/links/index.js';
 
 /** Short links (/s/<code>), scans and analytics, QR images of links. */
@@ -11,6 +11,7 @@ export const linksModule: Module = {
   mount: async (app, ctx) => {
     await app.register(async (sub) => mountScan(sub, ctx));
   },
+  fast: (ctx) => fastScan(ctx),
   demo: async (ctx, seed) => {
     await ensureLink(ctx, { tenantId: seed.tenantId, kind: 'url', targetRef: 'demo', url: 'https://github.com/' });
   },

@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../core/context.js';
+import type { FastHandler } from '../module.js';
 import { peekLink, recordScan, resolveLink, type Link, type LinkKind } from '../services/links/index.js';
 import { escapeHtml, htmlPage, PAGE_CSP } from './html.js';
 
@@ -24,6 +25,27 @@ const NOT_FOUND_HTML = htmlPage(
 export function sendNotFoundPage(reply: FastifyReply, message?: string): FastifyReply {
   const html = message ? htmlPage('Not found', `<h1>${escapeHtml(message)}</h1>`) : NOT_FOUND_HTML;
   return reply.code(404).header('content-security-policy', PAGE_CSP).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
+}
+
+/**
+ * The redirect of a cached url link, answered before the framework: a scan is the one request a
+ * printed code makes millions of times, and it needs nothing Fastify adds. Same status and headers
+ * as the route below; anything else (unknown or uncached code, other kinds, HEAD, odd paths) is left
+ * to the route.
+ */
+export function fastScan(ctx: Ctx): FastHandler {
+  return (req, res, ip) => {
+    const url = req.url!;
+    if (req.method !== 'GET' || !url.startsWith('/s/')) return null;
+    const q = url.indexOf('?', 3);
+    const link = peekLink(ctx, q < 0 ? url.slice(3) : url.slice(3, q));
+    if (!link || link.kind !== 'url') return null;
+    const ref = req.headers.referer;
+    recordScan(ctx, link, { ua: req.headers['user-agent'], referrer: typeof ref === 'string' ? ref : undefined, ip: ip() });
+    res.writeHead(302, { location: link.url!, 'cache-control': 'no-store', 'content-length': '0' });
+    res.end();
+    return '/s/:code';
+  };
 }
 
 export function mountScan(app: FastifyInstance, ctx: Ctx): void {

@@ -140,6 +140,36 @@ describe('links service', () => {
     assert.equal(Number(rows[0].bot), 0);
   });
 
+
+  it('a cached code is answered before the framework with the same bytes, recorded and counted alike', async () => {
+    const { link } = await ensureLink(s.ctx, { tenantId, kind: 'url', targetRef: 'fast-1', url: 'https://example.com/fast?q=%E4%BD%A0' });
+    invalidateLink(s.ctx, link.code);
+    // the first scan resolves through the route (database), the second comes from the cache
+    const answers = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${s.url}/s/${link.code}?utm=${i}`, { redirect: 'manual', headers: { 'user-agent': ANDROID, referer: 'https://a.example/' } });
+      await r.arrayBuffer();
+      const { date: _d, ...headers } = Object.fromEntries(r.headers);
+      answers.push({ status: r.status, headers });
+    }
+    assert.deepEqual(answers[1], answers[0]);
+    assert.equal(answers[0].status, 302);
+    assert.equal(answers[0].headers.location, 'https://example.com/fast?q=%E4%BD%A0');
+    await flushScans(s.ctx);
+    const rows = await s.ctx.db.kysely.selectFrom('link_scans').selectAll().where('link_id', '=', link.id).execute();
+    assert.equal(rows.length, 2, 'both scans recorded');
+    assert.deepEqual(rows.map((x) => [x.device, x.os, x.referrer_host, x.ip_prefix]), [
+      ['mobile', 'android', 'a.example', '127.0.0.0/24'],
+      ['mobile', 'android', 'a.example', '127.0.0.0/24'],
+    ]);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const count = Number(/menhu_http_requests_total\{method="GET",route="\/s\/:code",status="302"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(count >= 2, `scans counted in /metrics (${count})`);
+    // a disabled link stops at once: the cache entry goes with the invalidation, and the route answers 404
+    await s.ctx.db.kysely.updateTable('links').set({ disabled: 1 }).where('id', '=', link.id).execute();
+    invalidateLink(s.ctx, link.code);
+    assert.equal((await fetch(`${s.url}/s/${link.code}`, { redirect: 'manual' })).status, 404);
+  });
   it('batches scans: 500 buffered events flush without waiting for the timer, and close flushes the rest', async () => {
     const { link } = await ensureLink(s.ctx, { tenantId, kind: 'url', targetRef: 'batch', url: 'https://example.com/b' });
     for (let i = 0; i < 1203; i++) recordScan(s.ctx, link, { ua: ANDROID, ip: `10.0.${i % 200}.${i % 7}` });

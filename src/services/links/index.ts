@@ -7,6 +7,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { CompiledQuery, sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
+import { prepared } from '../../core/db/index.js';
 import type { DB } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
 import { classifyUa, ipPrefix, referrerHost } from './classify.js';
@@ -162,7 +163,7 @@ export async function findLinkByTarget(ctx: Ctx, tenantId: number, kind: LinkKin
 
 export async function getLink(ctx: Ctx, code: string): Promise<LinkView | null> {
   if (!LOOKUP_RE.test(code)) return null;
-  const r = await ctx.db.kysely.selectFrom('links').selectAll().where('code', '=', code).executeTakeFirst();
+  const [r] = await linkByCode(ctx.db.kysely, { code });
   return r ? toLink(r) : null;
 }
 
@@ -256,6 +257,8 @@ export function peekLink(ctx: Ctx, code: string): Link | null | undefined {
   return hit.link;
 }
 
+const linkByCode = prepared<{ code: string }, Selectable<LinkTable>>((db, p) => db.selectFrom('links').selectAll().where('code', '=', p.code));
+
 /** The link behind a code, from the in-process cache; null for unknown and disabled links. */
 export async function resolveLink(ctx: Ctx, code: string): Promise<Link | null> {
   if (!LOOKUP_RE.test(code)) return null;
@@ -263,7 +266,7 @@ export async function resolveLink(ctx: Ctx, code: string): Promise<Link | null> 
   const t = ctx.clock.now();
   const hit = s.cache.get(code);
   if (hit && t - hit.at < (hit.link ? CACHE_TTL_MS : NEGATIVE_TTL_MS)) return hit.link;
-  const r = await ctx.db.kysely.selectFrom('links').selectAll().where('code', '=', code).executeTakeFirst();
+  const [r] = await linkByCode(ctx.db.kysely, { code });
   const link = r && !r.disabled ? toLink(r) : null;
   const view: Link | null = link && { id: link.id, code: link.code, tenantId: link.tenantId, kind: link.kind, targetRef: link.targetRef, url: link.url, createdAt: link.createdAt };
   if (s.cache.size >= CACHE_MAX) s.cache.clear();
