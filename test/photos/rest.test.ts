@@ -14,7 +14,7 @@ import { addQuota } from '../../src/core/limits/quotas.js';
 import { registerDeveloper } from '../../src/services/accounts/index.js';
 import { JOB_KIND } from '../../src/services/photos/index.js';
 import { bearer, http, operatorCreds, signedHeaders, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
-import { jpeg, png, sceneSvg } from './fixtures.js';
+import { jpeg, png, sceneSvg, runNextPhotoJob, storedCounts } from './fixtures.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 const BASE = '/rest/v1/photo-jobs';
@@ -44,16 +44,8 @@ describe('native REST: photo jobs', () => {
     http(`${s.url}${BASE}?${query}`, { method: 'POST', headers: { ...bearer(c), 'content-type': type }, body });
   const get = (c: NativeCreds, path: string) => http(`${s.url}${BASE}${path}`, { headers: bearer(c) });
   const remaining = async (c: NativeCreds) => (await http(`${s.url}/rest/v1/quotas?service=fangtang`, { headers: bearer(c) })).json.remaining as number;
-  const counts = async () => ({
-    jobs: Number((await s.ctx.db.kysely.selectFrom('photo_jobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-    blobs: Number((await s.ctx.db.kysely.selectFrom('blobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-  });
-  const runNext = async () => {
-    const job = await s.ctx.jobs.claim([JOB_KIND]);
-    assert.ok(job, 'a photo job is waiting');
-    await s.ctx.jobs.runOne(job);
-    return job;
-  };
+  const counts = () => storedCounts(s.ctx);
+  const runNext = () => runNextPhotoJob(s.ctx);
   const bytes = async (r: Response) => Buffer.from(await r.arrayBuffer());
 
   it('uploads an image as the body, runs it, shows status and charge, serves input and result', async () => {

@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { download, get, post, REST } from '../api';
 import type { AreaProps } from '../app';
-import { fmtNumber, fmtTime, t, tr } from '../i18n';
+import { fmtBytes, fmtNumber, fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Err, Field, Loading, onSubmit, Table, useAction, useLoad } from '../ui';
@@ -82,7 +82,6 @@ const PAGE = 20;
 const active = (j: PhotoJob) => j.status === 'queued' || j.status === 'running';
 const kindText = (k: string) => (k in L.kinds ? tr(L.kinds[k as keyof typeof L.kinds]) : k);
 const hexToRgb = (hex: string) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16)).join(',');
-const sizeText = (n: number) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${fmtNumber(n)} B`);
 const ext = (type: string) => (type === 'image/png' ? 'png' : type === 'image/webp' ? 'webp' : 'jpg');
 
 export function PhotosPage({ rest }: AreaProps) {
@@ -368,7 +367,7 @@ function JobDetail({ id }: { id: string }) {
             <Card title={tr(L.result)} testid="job-result">
               <img class="preview" src={file('result')} alt={tr(L.result)} />
               <p class="muted" data-testid="result-size">
-                {tr(L.size)}: {j.result.width} × {j.result.height} · {sizeText(j.result.bytes)}
+                {tr(L.size)}: {j.result.width} × {j.result.height} · {fmtBytes(j.result.bytes)}
               </p>
               <div class="form-actions">
                 <button type="button" class="primary" data-testid="download-result" onClick={() => act.run(() => download('GET', `/photo-jobs/${j.id}/result`, `${j.id}-result.${ext(j.result!.content_type)}`))}>
