@@ -43,7 +43,11 @@ export function qs(q: Query = {}): string {
 export async function api<T = any>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json, application/problem+json' } };
   if (body instanceof FormData) init.body = body;
-  else if (body !== undefined) {
+  else if (body instanceof Blob) {
+    // a file sent as-is with its own type (a photo to restore)
+    init.body = body;
+    (init.headers as Record<string, string>)['content-type'] = body.type || 'application/octet-stream';
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)['content-type'] = 'application/json';
   }

@@ -10,6 +10,8 @@ import { DevelopersPage } from './pages/developers';
 import { LedgerPage } from './pages/ledger';
 import { LinksPage } from './pages/links';
 import { LoginPage } from './pages/login';
+import { ObjectsPage } from './pages/objects';
+import { PhotosPage } from './pages/photos';
 import { QuotasPage } from './pages/quotas';
 import { ReportsPage } from './pages/reports';
 import { TenantsPage } from './pages/tenants';
@@ -43,6 +45,8 @@ export const AREAS: Area[] = [
   { key: 'codes', nav: 'navCodes', section: 'services', page: CodesPage, needs: '/code-templates' },
   { key: 'links', nav: 'navLinks', section: 'services', page: LinksPage, needs: '/links' },
   { key: 'ledger', nav: 'navLedger', section: 'services', page: LedgerPage, needs: '/ledger/developer' },
+  { key: 'photos', nav: 'navPhotos', section: 'services', page: PhotosPage, needs: '/photo-jobs' },
+  { key: 'objects', nav: 'navObjects', section: 'services', page: ObjectsPage, needs: '/objects' },
 ];
 
 export function App() {

@@ -203,4 +203,7 @@ export function fmtNumber(n: number): string {
   return n.toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB');
 }
 
+/** A size in bytes as B, KB or MB. */
+export const fmtBytes = (n: number): string => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${fmtNumber(n)} B`);
+
 setLang(lang);

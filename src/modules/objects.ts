@@ -1,7 +1,8 @@
-/** Declared objects + the BQP dialect (issue 7). */
+/** Declared objects + the BQP dialect (issue 7); native REST under /rest/v1/objects. */
 import type { Ctx } from '../core/context.js';
 import { hashPassword } from '../core/crypto.js';
 import { bqpDialect } from '../dialects/bqp/index.js';
+import { objectsRest } from '../dialects/rest/objects.js';
 import type { Module } from '../module.js';
 import { ObjectsService } from '../services/objects/index.js';
 import { syncSchema } from '../services/objects/ddl.js';
@@ -27,6 +28,7 @@ export const objectsModule: Module = {
     svc.openReader();
     services.set(ctx, svc);
   },
+  rest: (app, ctx) => objectsRest(app, objectsOf(ctx)),
   async mount(app, ctx) {
     const svc = objectsOf(ctx);
     await app.register(async (sub) => bqpDialect(sub, { ctx, svc }), { prefix: ctx.config.bqpPrefix.replace(/\/+$/, '') });

@@ -1,4 +1,5 @@
 import { fangtangDialect, FANGTANG_PREFIX } from '../dialects/fangtang/index.js';
+import { photosRest } from '../dialects/rest/photos.js';
 import type { Module } from '../module.js';
 import { closePhotos, expireStalePhotoJobs, JOB_KIND, photoJobHandler } from '../services/photos/index.js';
 import '../services/photos/schema.js';
@@ -7,7 +8,7 @@ import type { Ctx } from '../core/context.js';
 
 const sweepers = new WeakMap<Ctx, NodeJS.Timeout>();
 
-/** Photo restoration jobs (services/photos) and the Fangtang dialect (seed 001). */
+/** Photo restoration jobs (services/photos), the Fangtang dialect (seed 001) and native REST under /rest/v1/photo-jobs. */
 export const photosModule: Module = {
   name: 'photos',
   init(ctx) {
@@ -16,6 +17,7 @@ export const photosModule: Module = {
     t.unref();
     sweepers.set(ctx, t);
   },
+  rest: (app, ctx) => photosRest(app, ctx),
   async mount(app, ctx) {
     await app.register(fangtangDialect, { prefix: FANGTANG_PREFIX, ctx });
   },

@@ -8,7 +8,7 @@ import { addQuota } from '../../src/core/limits/quotas.js';
 import { createTenant } from '../../src/services/accounts/index.js';
 import { expireStalePhotoJobs, JOB_KIND, photoPool } from '../../src/services/photos/index.js';
 import { http, startServer, type TestServer } from '../helpers.js';
-import { jpeg, personSvg, png, rawRgb, sceneSvg } from './fixtures.js';
+import { jpeg, personSvg, png, rawRgb, sceneSvg, runNextPhotoJob, storedCounts } from './fixtures.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
 
@@ -53,16 +53,8 @@ describe('Fangtang dialect (seed 001)', () => {
   const nums = async (t: Tenant) => (await call('/company/nums', t, {})).json.data.nums as number;
   const status = (t: Tenant, mdf: string) => call('/photo/status', t, { mdf });
   const download = (t: Tenant, mdf: string) => call('/photo/download', t, { mdf });
-  const counts = async () => ({
-    jobs: Number((await s.ctx.db.kysely.selectFrom('photo_jobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-    blobs: Number((await s.ctx.db.kysely.selectFrom('blobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
-  });
-  const runNext = async () => {
-    const job = await s.ctx.jobs.claim([JOB_KIND]);
-    assert.ok(job, 'a photo job is waiting');
-    await s.ctx.jobs.runOne(job);
-    return job;
-  };
+  const counts = () => storedCounts(s.ctx);
+  const runNext = () => runNextPhotoJob(s.ctx);
 
   it('checks the token window at its edges (±300 s) and refuses other tenants’ tokens', async () => {
     assert.deepEqual((await call('/company/nums', A, {})).json, { code: 200, data: { code: A.key, nums: 10 } });

@@ -1,5 +1,9 @@
 /** Synthetic test images, generated here with sharp (librsvg): no photos are checked in. */
+import assert from 'node:assert/strict';
 import sharp from 'sharp';
+import type { Ctx } from '../../src/core/context.js';
+import type { Job } from '../../src/core/jobs/index.js';
+import { JOB_KIND } from '../../src/services/photos/index.js';
 
 const pattern = `<defs><pattern id="p" width="16" height="16" patternUnits="userSpaceOnUse"><rect width="16" height="16" fill="#7a9b6b"/><rect width="8" height="8" fill="#6a8b5b"/></pattern></defs>`;
 
@@ -47,4 +51,20 @@ export function psnr(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < a.length; i++) se += (a[i] - b[i]) ** 2;
   const mse = se / a.length;
   return mse === 0 ? Infinity : 10 * Math.log10((255 * 255) / mse);
+}
+
+/** Rows of photo_jobs and blobs: a refused upload must leave both unchanged. */
+export async function storedCounts(ctx: Ctx): Promise<{ jobs: number; blobs: number }> {
+  return {
+    jobs: Number((await ctx.db.kysely.selectFrom('photo_jobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+    blobs: Number((await ctx.db.kysely.selectFrom('blobs').select((e) => e.fn.countAll().as('n')).executeTakeFirstOrThrow()).n),
+  };
+}
+
+/** Claims the next photo job and runs it to its end in this process (tests run no job runner). */
+export async function runNextPhotoJob(ctx: Ctx): Promise<Job> {
+  const job = await ctx.jobs.claim([JOB_KIND]);
+  assert.ok(job, 'a photo job is waiting');
+  await ctx.jobs.runOne(job);
+  return job;
 }

@@ -2,7 +2,7 @@
 import { useState } from 'preact/hooks';
 import { download, downloadWith, get, hasPath, post } from '../api';
 import type { AreaProps } from '../app';
-import { fmtNumber, fmtTime, t, tr } from '../i18n';
+import { fmtBytes, fmtNumber, fmtTime, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
 import { Card, Err, Field, Loading, Modal, onSubmit, Table, useAction, useLoad } from '../ui';
@@ -88,7 +88,6 @@ const L = {
 } as const;
 
 const PAGE = 50;
-const sizeText = (n: number) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KB` : `${fmtNumber(n)} B`);
 
 export function ReportsPage({ rest }: AreaProps) {
   if (rest.length >= 2) return <ReportDetail tenantId={Number(rest[0])} reportId={decodeURIComponent(rest[1])} />;
@@ -228,7 +227,7 @@ function ReportDetail({ tenantId, reportId }: { tenantId: number; reportId: stri
             { label: tr(L.action), render: (v) => v.action },
             { label: tr(L.name), render: (v) => v.title },
             { label: tr(L.file), render: (v) => v.file_name ?? '—' },
-            { label: tr(L.size), render: (v) => sizeText(v.size), class: 'num' },
+            { label: tr(L.size), render: (v) => fmtBytes(v.size), class: 'num' },
             { label: 'SHA-256', render: (v) => <code title={v.sha256}>{v.sha256.slice(0, 16)}…</code> },
             { label: tr(L.logIndex), render: (v) => v.tlog_index, class: 'num' },
             { label: t('created'), render: (v) => fmtTime(v.created_at) },

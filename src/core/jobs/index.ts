@@ -136,17 +136,19 @@ export class Jobs {
     for (const { id } of dead) await this.finishFailed(id, null, 'worker stopped responding (lease expired) on the last attempt');
   }
 
+  /** Reports progress and renews the lease; a job no longer running for this worker (cancelled, or its lease taken over) is aborted here. */
   async progress(id: string, worker: string, p: number): Promise<void> {
     const t = this.now();
     const job = await this.get(id);
     const lease = job ? (this.handlers.get(job.kind)?.leaseMs ?? 30_000) : 30_000;
-    await this.db.kysely
+    const upd = await this.db.kysely
       .updateTable('jobs')
       .set({ progress: Math.max(0, Math.min(1, p)), lease_until: t + lease, updated_at: t })
       .where('id', '=', id)
       .where('worker', '=', worker)
       .where('state', '=', 'running')
-      .execute();
+      .executeTakeFirst();
+    if (Number(upd.numUpdatedRows) === 0) this.running.get(id)?.abort();
   }
 
   async complete(job: Job, worker: string, result: unknown): Promise<boolean> {
@@ -201,8 +203,7 @@ export class Jobs {
 
   /**
    * Fails (and runs onFailed for) jobs of `kind` still queued or running that were created before
-   * `createdBefore`: work that did not finish in time. A worker still running one loses it (its
-   * completion no longer matches) and, when it runs in this process, is aborted. Returns the ids.
+   * `createdBefore`: work that did not finish in time. Returns the ids (see cancel).
    */
   async expire(kind: string, createdBefore: number, error: string): Promise<string[]> {
     const stale = await this.db.kysely
@@ -214,26 +215,32 @@ export class Jobs {
       .limit(100)
       .execute();
     const done: string[] = [];
-    for (const { id } of stale) {
-      const t = this.now();
-      const failed = await this.db.tx(async (trx) => {
-        const upd = await trx
-          .updateTable('jobs')
-          .set({ state: 'failed', error, lease_until: null, updated_at: t, finished_at: t })
-          .where('id', '=', id)
-          .where('state', 'in', ['queued', 'running'])
-          .executeTakeFirst();
-        if (Number(upd.numUpdatedRows) !== 1) return false;
-        const job = await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
-        await this.handlers.get(job.kind)?.onFailed?.(trx, job, error);
-        return true;
-      });
-      if (failed) {
-        this.running.get(id)?.abort();
-        done.push(id);
-      }
-    }
+    for (const { id } of stale) if (await this.cancel(id, error)) done.push(id);
     return done;
+  }
+
+  /**
+   * Fails a job that is still queued or running, with `error`, running its onFailed hook in the
+   * same transaction. A worker still running it loses it (its completion no longer matches; when
+   * it runs in this process it is aborted, in another its next progress report aborts it).
+   * Returns false when the job had already ended (or does not exist).
+   */
+  async cancel(id: string, error: string): Promise<boolean> {
+    const t = this.now();
+    const failed = await this.db.tx(async (trx) => {
+      const upd = await trx
+        .updateTable('jobs')
+        .set({ state: 'failed', error, lease_until: null, updated_at: t, finished_at: t })
+        .where('id', '=', id)
+        .where('state', 'in', ['queued', 'running'])
+        .executeTakeFirst();
+      if (Number(upd.numUpdatedRows) !== 1) return false;
+      const job = await trx.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+      await this.handlers.get(job.kind)?.onFailed?.(trx, job, error);
+      return true;
+    });
+    if (failed) this.running.get(id)?.abort();
+    return failed;
   }
 
   /** Runs one claimed job to its end (used by the runner and by tests). */

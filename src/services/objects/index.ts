@@ -13,8 +13,8 @@ import { login as developerLogin, logout as developerLogout } from '../../servic
 import { addObj, batchAdd, delIf, delObj, setIf, setObj, timeText, type Exec } from './crud.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { deny, fetchRows, intParam, runQuery, setReader, type Caller, type QueryResult } from './query.js';
-import { loadSchemaFile, type ObjectDef, type Schema } from './schema.js';
+import { aclFor, condTree, deny, fetchRows, intParam, runQuery, setReader, type Caller, type QueryResult } from './query.js';
+import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
 
 export type { Caller, QueryResult } from './query.js';
@@ -35,6 +35,16 @@ export interface ObjParams {
   subRes: Record<string, string>;
   /** rows for batchAdd */
   rows?: Record<string, unknown>[];
+}
+
+export interface ObjectDescription {
+  name: string;
+  fields: { name: string; type: FieldType; length: number; required: boolean; readonly: boolean; readonlyFor: Role[]; hidden: boolean; password: boolean; enum: Record<string, string> | null }[];
+  virtualFields: { name: string; type: FieldType; object: string; field: string; default: boolean }[];
+  subObjects: { name: string; object: string; foreignKey: string; default: boolean }[];
+  operations: Partial<Record<Role, string[]>>;
+  rowFilters: Partial<Record<Role, Record<string, string>>>;
+  maxPageSize: number;
 }
 
 export type ObjResult = { kind: 'data'; data: unknown } | { kind: 'query'; result: QueryResult; fmt: string };
@@ -179,6 +189,57 @@ export class ObjectsService {
       default:
         throw new DomainError('VALIDATION', `bad ac: ${objName}.${op}`);
     }
+  }
+
+  // --- schema and rows, for the native API and the console -------------------------------------
+
+  /** What a declared object looks like: fields with their rules, virtual fields, sub-tables, operations per role. */
+  describe(def: ObjectDef): ObjectDescription {
+    const ops: Partial<Record<Role, string[]>> = {};
+    const filters: Partial<Record<Role, Record<string, string>>> = {};
+    for (const role of ROLES) {
+      const acl = aclFor(def, { role, loggedIn: role !== 'guest', vars: {} });
+      ops[role] = acl ? STD_OPS.filter((o) => acl.ops.has(o)) : [];
+      if (acl?.filter.length) filters[role] = Object.fromEntries(acl.filter);
+    }
+    return {
+      name: def.name,
+      fields: def.order.map((n) => {
+        const f = def.fields.get(n)!;
+        const readonlyFor = ROLES.filter((r) => def.acl[r]?.readonly.has(n));
+        return {
+          name: n,
+          type: f.type,
+          length: f.len,
+          required: def.required.has(n),
+          readonly: def.readonly.has(n) || n === 'id',
+          readonlyFor,
+          hidden: def.hidden.has(n),
+          password: def.passwords.has(n),
+          enum: def.enums.get(n) ?? null,
+        };
+      }),
+      virtualFields: [...def.vcols.values()].map((v) => ({ name: v.name, type: v.def.type, object: def.joins.get(v.join)!.obj, field: v.field, default: v.default })),
+      subObjects: [...def.subobj.values()].map((x) => ({ name: x.name, object: x.obj, foreignKey: x.fk, default: x.default })),
+      operations: ops,
+      rowFilters: filters,
+      maxPageSize: def.maxPageSz,
+    };
+  }
+
+  /**
+   * Reads rows of an object through the BQP query path (the caller's role rules, hidden fields,
+   * `cond` compiled to parameterised SQL): `cursor` is the previous page's `next`; the first page
+   * also counts the total.
+   */
+  async browse(caller: Caller, name: string, q: { cond?: string; orderby?: string; res?: string; limit?: number; cursor?: string }): Promise<{ cols: string[]; rows: Record<string, unknown>[]; next: string | null; total: number | null }> {
+    if (!this.schema.objects.has(name)) throw new DomainError('NOT_FOUND', `no declared object ${name}`);
+    if (q.cursor !== undefined && !/^[1-9]\d{0,14}$/.test(q.cursor)) throw new DomainError('VALIDATION', 'cursor is not one this list gave out', { field: 'cursor' });
+    const params: Record<string, string | undefined> = { res: q.res || undefined, orderby: q.orderby || undefined, pagesz: String(q.limit ?? 50), pagekey: q.cursor ?? '0' };
+    const r = await this.objectCall(this.exec(), caller, name, 'query', { param: (n) => params[n], body: {}, cond: condTree(q.cond || undefined), gcond: null, subRes: {} });
+    if (r.kind !== 'query') throw new Error('query answered no rows');
+    const { cols, rows, nextkey, total } = r.result;
+    return { cols, rows: rows.map((row) => Object.fromEntries(cols.map((c, i) => [c, row[i]]))), next: nextkey === undefined ? null : String(nextkey), total: total ?? null };
   }
 
   // --- sessions --------------------------------------------------------------------------------

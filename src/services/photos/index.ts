@@ -15,9 +15,9 @@ import { commitQuota, refundQuota, remainingQuota, reserveQuota } from '../../co
 import { PhotoPool } from './pool.js';
 import type { ProcessOptions } from './processors.js';
 import type { PhotoJobTable } from './schema.js';
-import { parseRecipe, type Recipe } from './steps.js';
+import { parseRecipe, parseSteps, type Recipe } from './steps.js';
 
-export { parseRecipe, parseRgb } from './steps.js';
+export { parseRecipe, parseRgb, parseSteps } from './steps.js';
 
 export const QUOTA_SERVICE = 'fangtang';
 export const JOB_KIND = 'photos.process';
@@ -162,17 +162,98 @@ export async function uploadPhoto(ctx: Ctx, input: UploadInput): Promise<Uploade
   return { mdf: id, inputKey: key };
 }
 
-/** A job of this tenant that has not expired, or NOT_FOUND. */
-export async function getPhotoJob(ctx: Ctx, tenantId: number, mdf: unknown): Promise<PhotoJobView> {
-  if (typeof mdf !== 'string' || !/^[0-9a-f]{32}$/i.test(mdf)) throw new DomainError('NOT_FOUND', 'no such image', { field: 'mdf' });
-  const row = await ctx.db.kysely
+/** The columns every read of a job needs: its row, the kernel's job row and its quota hold. */
+function jobRows(ctx: Ctx) {
+  return ctx.db.kysely
     .selectFrom('photo_jobs as p')
     .innerJoin('jobs as j', 'j.id', 'p.id')
-    .select(['p.id', 'p.repair_type', 'p.input_key', 'p.input_type', 'p.result_key', 'p.created_at', 'p.finished_at', 'p.expires_at', 'j.state', 'j.progress', 'j.result'])
-    .where('p.id', '=', mdf.toLowerCase())
-    .where('p.tenant_id', '=', tenantId)
-    .executeTakeFirst();
-  if (!row) throw new DomainError('NOT_FOUND', 'no such image', { field: 'mdf' });
+    .leftJoin('quota_holds as h', 'h.id', 'p.hold_id')
+    .select([
+      'p.id',
+      'p.tenant_id',
+      'p.app_id',
+      'p.repair_type',
+      'p.rgb',
+      'p.input_key',
+      'p.input_type',
+      'p.result_key',
+      'p.created_at',
+      'p.finished_at',
+      'p.expires_at',
+      'j.state',
+      'j.progress',
+      'j.attempts',
+      'j.error',
+      'j.result',
+      'h.state as charge',
+    ]);
+}
+type JobRow = Awaited<ReturnType<ReturnType<typeof jobRows>['executeTakeFirstOrThrow']>>;
+
+/** One photo job as the native API and the console show it. */
+export interface PhotoJobRecord {
+  id: string;
+  tenantId: number;
+  /** The app that uploaded it; null when a developer uploaded it in a session (the console). */
+  appId: number | null;
+  /** The steps, normalised as stored: `sr`, `repair,sr`, `repair,colour,sr`, `bg`. */
+  repairType: string;
+  rgb: [number, number, number] | null;
+  /** queued | running | done | failed */
+  state: string;
+  progress: number;
+  attempts: number;
+  error: string | null;
+  inputType: string;
+  result: { contentType: string; width: number; height: number; bytes: number } | null;
+  /** The quota unit: held while the job runs, committed when it succeeded, refunded when it failed. */
+  charge: string | null;
+  createdAt: number;
+  finishedAt: number | null;
+  /** When the upload and the result are deleted (null while the job runs). */
+  expiresAt: number | null;
+  /** False once the upload and the result were deleted. */
+  filesKept: boolean;
+}
+
+function toRecord(ctx: Ctx, r: JobRow): PhotoJobRecord {
+  const res = r.result ? (JSON.parse(r.result) as { contentType?: string; width?: number; height?: number; bytes?: number }) : null;
+  const expiresAt = r.expires_at === null ? null : Number(r.expires_at);
+  return {
+    id: r.id,
+    tenantId: Number(r.tenant_id),
+    appId: Number(r.app_id) > 0 ? Number(r.app_id) : null,
+    repairType: r.repair_type,
+    rgb: r.rgb ? (JSON.parse(r.rgb) as [number, number, number]) : null,
+    state: r.state,
+    progress: Number(r.progress),
+    attempts: Number(r.attempts),
+    error: r.state === 'done' ? null : r.error,
+    inputType: r.input_type,
+    result: r.state === 'done' && res?.contentType ? { contentType: res.contentType, width: Number(res.width ?? 0), height: Number(res.height ?? 0), bytes: Number(res.bytes ?? 0) } : null,
+    charge: r.charge ?? null,
+    createdAt: Number(r.created_at),
+    finishedAt: r.finished_at === null ? null : Number(r.finished_at),
+    expiresAt,
+    filesKept: expiresAt === null || expiresAt > ctx.clock.now(),
+  };
+}
+
+const JOB_ID = /^[0-9a-f]{32}$/i;
+
+/** A job row by id, of `tenantId` (undefined: any tenant, for operators), or NOT_FOUND. */
+async function jobRow(ctx: Ctx, tenantId: number | undefined, id: unknown, field = 'mdf'): Promise<JobRow> {
+  if (typeof id !== 'string' || !JOB_ID.test(id)) throw new DomainError('NOT_FOUND', 'no such image', { field });
+  let q = jobRows(ctx).where('p.id', '=', id.toLowerCase());
+  if (tenantId !== undefined) q = q.where('p.tenant_id', '=', tenantId);
+  const row = await q.executeTakeFirst();
+  if (!row) throw new DomainError('NOT_FOUND', 'no such image', { field });
+  return row;
+}
+
+/** A job of this tenant that has not expired, or NOT_FOUND. */
+export async function getPhotoJob(ctx: Ctx, tenantId: number, mdf: unknown): Promise<PhotoJobView> {
+  const row = await jobRow(ctx, tenantId, mdf);
   if (row.expires_at !== null && row.expires_at <= ctx.clock.now()) throw new DomainError('GONE', 'the image and its result were deleted one hour after the job ended');
   const result = row.result ? (JSON.parse(row.result) as { contentType?: string }) : null;
   return {
@@ -188,6 +269,73 @@ export async function getPhotoJob(ctx: Ctx, tenantId: number, mdf: unknown): Pro
     finishedAt: row.finished_at === null ? null : Number(row.finished_at),
     expiresAt: row.expires_at === null ? null : Number(row.expires_at),
   };
+}
+
+/** A job with everything known about it, expired or not (tenantId undefined: any tenant). */
+export async function findPhotoJob(ctx: Ctx, tenantId: number | undefined, id: unknown): Promise<PhotoJobRecord> {
+  return toRecord(ctx, await jobRow(ctx, tenantId, id, 'id'));
+}
+
+export interface PhotoJobQuery {
+  /** undefined: every tenant (operators) */
+  tenantId?: number;
+  state?: string;
+  /** any repair_type spelling; matched after normalising (`repair` finds `repair,sr`) */
+  repairType?: string;
+  /** 0: uploaded in a developer session */
+  appId?: number;
+  limit?: number;
+  /** from the previous page's nextCursor */
+  cursor?: string;
+}
+
+const encodeCursor = (createdAt: number, id: string) => Buffer.from(`${createdAt}.${id}`).toString('base64url');
+function decodeCursor(c: string): [number, string] {
+  const m = /^(\d{1,16})\.([0-9a-f]{32})$/.exec(Buffer.from(c, 'base64url').toString('latin1'));
+  if (!m) throw new DomainError('VALIDATION', 'cursor is not one this list gave out', { field: 'cursor' });
+  return [Number(m[1]), m[2]];
+}
+
+/** Jobs, newest first, a page at a time (keyset on created_at, id). */
+export async function listPhotoJobs(ctx: Ctx, q: PhotoJobQuery): Promise<{ items: PhotoJobRecord[]; nextCursor: string | null }> {
+  const limit = Math.max(1, Math.min(500, q.limit ?? 50));
+  let sel = jobRows(ctx);
+  if (q.tenantId !== undefined) sel = sel.where('p.tenant_id', '=', q.tenantId);
+  if (q.state !== undefined) sel = sel.where('j.state', '=', q.state);
+  if (q.repairType !== undefined) sel = sel.where('p.repair_type', '=', parseSteps(q.repairType).join(','));
+  if (q.appId !== undefined) sel = sel.where('p.app_id', '=', q.appId);
+  if (q.cursor) {
+    const [at, id] = decodeCursor(q.cursor);
+    sel = sel.where((eb) => eb.or([eb('p.created_at', '<', at), eb.and([eb('p.created_at', '=', at), eb('p.id', '<', id)])]));
+  }
+  const rows = await sel.orderBy('p.created_at', 'desc').orderBy('p.id', 'desc').limit(limit + 1).execute();
+  const page = rows.slice(0, limit);
+  const last = page[page.length - 1];
+  return { items: page.map((r) => toRecord(ctx, r)), nextCursor: rows.length > limit ? encodeCursor(Number(last.created_at), last.id) : null };
+}
+
+/** The stored upload or result of a job, while kept: NOT_FOUND, GONE, CONFLICT (still running), PROCESSING_FAILED. */
+export async function photoJobFile(ctx: Ctx, tenantId: number | undefined, id: unknown, which: 'input' | 'result'): Promise<{ job: PhotoJobRecord; key: string; type: string }> {
+  const row = await jobRow(ctx, tenantId, id, 'id');
+  const job = toRecord(ctx, row);
+  if (!job.filesKept) throw new DomainError('GONE', 'the upload and its result are deleted when the retention after the job ended is over');
+  if (which === 'result') {
+    if (job.state === 'failed') throw new DomainError('PROCESSING_FAILED', `the job failed (${job.error ?? 'no reason given'}); the upload was not charged`);
+    if (job.state !== 'done' || !row.result_key) throw new DomainError('CONFLICT', 'the job has not finished yet; its result exists once its status is done');
+  }
+  const key = which === 'input' ? row.input_key : row.result_key!;
+  const blob = await ctx.blobs.stat(key);
+  if (!blob) throw new DomainError('GONE', 'the file was deleted');
+  return { job, key, type: blob.content_type };
+}
+
+export const CANCELLED = 'cancelled';
+
+/** Stops a queued or running job: it fails with error "cancelled" and its quota unit is refunded (CONFLICT when it already ended). */
+export async function cancelPhotoJob(ctx: Ctx, tenantId: number | undefined, id: unknown): Promise<PhotoJobRecord> {
+  const row = await jobRow(ctx, tenantId, id, 'id');
+  if (!(await ctx.jobs.cancel(row.id, CANCELLED))) throw new DomainError('CONFLICT', `the job has ended already (${row.state === 'running' || row.state === 'queued' ? 'just now' : row.state})`);
+  return findPhotoJob(ctx, tenantId, row.id);
 }
 
 /** The result's blob key when the job is done; PROCESSING_FAILED when it failed; NOT_FOUND while it runs. */

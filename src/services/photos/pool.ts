@@ -89,7 +89,8 @@ export class PhotoPool extends EventEmitter {
     for (;;) {
       if (this.closed) throw new DomainError('UNAVAILABLE', 'photo processing is shutting down');
       if (signal?.aborted) throw new Error('aborted');
-      const idle = this.slots.find((s) => !s.busy && s.child.exitCode === null && s.child.signalCode === null);
+      // a child killed by an abort is dying but may not have exited yet: never hand it the next job
+      const idle = this.slots.find((s) => !s.busy && !s.child.killed && s.child.exitCode === null && s.child.signalCode === null);
       if (idle) {
         idle.busy = true;
         return idle;

@@ -21,20 +21,27 @@ const KNOWN = new Set(['sr', 'repair', 'colour', 'color', 'bg']);
  * comma-separated combination of sr/repair/colour is accepted; bg stands alone.
  */
 export function parseRecipe(repairType: unknown, rgb: unknown): Recipe {
+  const steps = parseSteps(repairType);
+  if (steps[0] === 'bg') return { steps, rgb: parseRgb(rgb) };
+  if (rgb !== undefined && rgb !== null && rgb !== '') parseRgb(rgb); // given but malformed is still an error
+  return { steps, rgb: null };
+}
+
+/** The steps a repair_type asks for, in the order they run (`bg` alone, else ending in `sr`); as stored in photo_jobs.repair_type joined by commas. */
+export function parseSteps(repairType: unknown): Step[] {
   if (typeof repairType !== 'string' || !repairType.trim()) throw new DomainError('VALIDATION', 'repair_type is required', { field: 'repair_type' });
   const parts = repairType.split(',').map((s) => s.trim().toLowerCase());
-  for (const p of parts) if (!KNOWN.has(p)) throw new DomainError('VALIDATION', `unknown repair_type ${JSON.stringify(p)} (sr, repair, colour, bg)`, { field: 'repair_type' });
+  for (const p of parts) if (!KNOWN.has(p)) throw new DomainError('VALIDATION', `unknown repair_type ${JSON.stringify(p.slice(0, 40))} (sr, repair, colour, bg)`, { field: 'repair_type' });
   const set = new Set(parts.map((p) => (p === 'color' ? 'colour' : p)));
   if (set.has('bg')) {
     if (set.size > 1) throw new DomainError('VALIDATION', 'repair_type bg cannot be combined with other repairs', { field: 'repair_type' });
-    return { steps: ['bg'], rgb: parseRgb(rgb) };
+    return ['bg'];
   }
-  if (rgb !== undefined && rgb !== null && rgb !== '') parseRgb(rgb); // given but malformed is still an error
   const steps: Step[] = [];
   if (set.has('repair')) steps.push('repair');
   if (set.has('colour')) steps.push('colour');
   steps.push('sr'); // every non-bg repair ends in super-resolution ("repair" = 超分+修复)
-  return { steps, rgb: null };
+  return steps;
 }
 
 /** `255,255,255`: three integers 0..255 separated by commas (spaces allowed around them). */
