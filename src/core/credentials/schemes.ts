@@ -85,6 +85,7 @@ export const EMPTY_BODY_SHA256 = sha256hex('');
 const rfc3986 = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
 
 export function canonicalQuery(search: string): string {
+  if (search === '' || search === '?') return '';
   const params = new URLSearchParams(search.startsWith('?') ? search.slice(1) : search);
   const pairs: [string, string][] = [];
   params.forEach((v, k) => pairs.push([rfc3986(k), rfc3986(v)]));

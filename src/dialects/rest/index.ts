@@ -191,7 +191,8 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
   // (After parsing, because HMAC signs the raw body.)
   // Routes not marked `config: { public: true }` refuse callers without credentials here.
   app.addHook('preValidation', async (req) => {
-    if (req.routeOptions.config?.public || req.routeOptions.url?.startsWith(DOCS_PREFIX)) return;
+    const route = req.routeOptions; // a getter that builds a fresh object each time
+    if (route.config?.public || route.url?.startsWith(DOCS_PREFIX)) return;
     const p = await resolvePrincipal(ctx, req);
     if (p) req.principal = p;
     else requirePrincipal(req);
