@@ -6,6 +6,7 @@ import { sql } from 'kysely';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DestinationStream } from 'pino';
 import type { Ctx } from './core/context.js';
+import { requestRecorder } from './dialects/requests.js';
 import { REST_PREFIX, restDialect, sendProblem } from './dialects/rest/index.js';
 import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
@@ -68,6 +69,7 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
     duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
   });
   app.decorate('metrics', registry);
+  app.addHook('onResponse', requestRecorder(ctx)); // the request log (services/usage): one buffered push per API request
 
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.bodyLimit });

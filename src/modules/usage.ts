@@ -1,0 +1,11 @@
+/** Usage and the request log (issue 8): retention sweeper, flush on close, native REST under /rest/v1/usage and /rest/v1/requests. */
+import { usageRest } from '../dialects/rest/usage.js';
+import type { Module } from '../module.js';
+import { startUsage, stopUsage } from '../services/usage/index.js';
+
+export const usageModule: Module = {
+  name: 'usage',
+  init: (ctx) => startUsage(ctx),
+  rest: (app, ctx) => usageRest(app, ctx),
+  close: (ctx) => stopUsage(ctx),
+};
