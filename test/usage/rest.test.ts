@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bqpSign, cliSign } from '../../src/core/credentials/schemes.js';
 import { DEMO, seedDemo, type DemoInfo } from '../../src/demo.js';
-import { flushRequests } from '../../src/services/usage/index.js';
+import { FLUSH_MS, flushRequests } from '../../src/services/usage/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { bearer, http, jsonBody, operatorCreds, signedHeaders, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
 
 describe('request log over HTTP', () => {
@@ -20,6 +21,10 @@ describe('request log over HTTP', () => {
   let nativeSecret: string;
   const get = (path: string, creds: NativeCreds = op) => http(`${s.url}/rest/v1${path}`, { headers: bearer(creds) });
   const secrets: string[] = [];
+  const logSince = async (t: number) => {
+    await flushRequests(s.ctx);
+    return s.ctx.db.kysely.selectFrom('request_log').selectAll().where('at', '>=', t).orderBy('id').execute();
+  };
 
   before(async () => {
     s = await startServer();
@@ -59,8 +64,11 @@ describe('request log over HTTP', () => {
     await fetch(`${s.url}/metrics`);
     await fetch(`${s.url}/console/`);
 
-    await flushRequests(s.ctx);
-    const rows = await s.ctx.db.kysely.selectFrom('request_log').selectAll().where('at', '>=', t0 - 1000).orderBy('id').execute();
+    // 7 requests on API surfaces (in cluster mode the other server's buffer lands within FLUSH_MS)
+    let rows = await logSince(t0 - 1000);
+    for (let i = 0; i < 40 && rows.length < 7; i++) rows = (await sleep(100), await logSince(t0 - 1000));
+    assert.equal(rows.length, 7);
+    rows.sort((x, y) => Number(x.at) - Number(y.at) || Number(x.id) - Number(y.id));
     const by = (service: string) => rows.filter((x) => x.service === service);
     assert.deepEqual([...new Set(rows.map((x) => x.service))].sort(), ['bqp', 'cli', 'mininglamp', 'native', 'ulord']);
     assert.ok(!rows.some((x) => /healthz|metrics|console/.test(x.route)), 'health, metrics and console are not logged');
@@ -93,7 +101,7 @@ describe('request log over HTTP', () => {
   });
 
   it('keeps no secret, signature or query string in the log or the aggregates', async () => {
-    await flushRequests(s.ctx);
+    await sleep(FLUSH_MS + 200);
     const dump = JSON.stringify([await s.ctx.db.kysely.selectFrom('request_log').selectAll().execute(), await s.ctx.db.kysely.selectFrom('usage_hourly').selectAll().execute()]);
     for (const secret of secrets) assert.ok(!dump.includes(secret), `secret ${secret.slice(0, 4)}… found in the log`);
     assert.ok(!/_sign|timestamp=|\?|Bearer|x-menhu|passcode|pay_password/i.test(dump));
@@ -102,6 +110,7 @@ describe('request log over HTTP', () => {
   it('serves the log newest first with filters and a cursor, tenant-scoped', async () => {
     // 7 failing native calls from the other tenant's app
     for (let i = 0; i < 7; i++) assert.equal((await get('/apps/999999', other.creds)).status, 404);
+    await sleep(FLUSH_MS + 200); // every server's buffer written (cluster mode)
     let r = await get(`/requests?app_id=${other.app.id}&limit=3`);
     assert.equal(r.status, 200, r.text);
     const seen: number[] = [];
