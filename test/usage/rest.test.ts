@@ -59,18 +59,23 @@ describe('request log over HTTP', () => {
     // Ulord: a transfer with a pay password (refused: no such wallet)
     const ul = await http(`${s.url}/v1/transactions/paytouser/`, jsonBody({ send_user: 'nobody', pay_password: 'pay-pw-secret-123', recv_user: 'x', amount: '1' }, { appkey: demo.ulord.key }));
     assert.notEqual(ul.json.errcode, 0);
+    // Fangtang: a bad token is answered 200 with an error body, and counts as failed
+    const ft = await http(`${s.url}/api/third/company/nums`, { method: 'POST', headers: { token: 'not-a-token' }, body: new URLSearchParams({ third_code: DEMO.fangtang.key }) });
+    assert.equal(ft.status, 200);
+    // a path under the native API that no route takes
+    assert.equal((await http(`${s.url}/rest/v1/no/such/thing?secret=abc`, { headers: bearer(nat) })).status, 404);
     // not API surfaces: health, metrics, console
     await fetch(`${s.url}/healthz`);
     await fetch(`${s.url}/metrics`);
     await fetch(`${s.url}/console/`);
 
-    // 7 requests on API surfaces (in cluster mode the other server's buffer lands within FLUSH_MS)
+    // 9 requests on API surfaces (in cluster mode the other server's buffer lands within FLUSH_MS)
     let rows = await logSince(t0 - 1000);
-    for (let i = 0; i < 40 && rows.length < 7; i++) rows = (await sleep(100), await logSince(t0 - 1000));
-    assert.equal(rows.length, 7);
+    for (let i = 0; i < 40 && rows.length < 9; i++) rows = (await sleep(100), await logSince(t0 - 1000));
+    assert.equal(rows.length, 9);
     rows.sort((x, y) => Number(x.at) - Number(y.at) || Number(x.id) - Number(y.id));
     const by = (service: string) => rows.filter((x) => x.service === service);
-    assert.deepEqual([...new Set(rows.map((x) => x.service))].sort(), ['bqp', 'cli', 'mininglamp', 'native', 'ulord']);
+    assert.deepEqual([...new Set(rows.map((x) => x.service))].sort(), ['bqp', 'cli', 'fangtang', 'mininglamp', 'native', 'ulord']);
     assert.ok(!rows.some((x) => /healthz|metrics|console/.test(x.route)), 'health, metrics and console are not logged');
 
     const nat1 = by('native');
@@ -80,12 +85,15 @@ describe('request log over HTTP', () => {
         ['GET', '/rest/v1/me', 200, demo.native.id, null],
         ['GET', '/rest/v1/apps/:id', 200, demo.native.id, null],
         ['GET', '/rest/v1/me', 401, null, 'SECRET_INVALID'],
+        ['GET', '(unmatched)', 404, demo.native.id, 'NOT_FOUND'],
       ],
     );
     assert.equal(Number(nat1[0].tenant_id), demo.tenantId);
     assert.equal(nat1[2].tenant_id, null, 'a caller that did not prove its secret is nobody');
     const ml = by('mininglamp')[0];
     assert.deepEqual([ml.route, ml.status, ml.error_code, ml.app_id], ['/api/v1/getqrlink/*', 400, 'SECRET_INVALID', null]);
+    const f = by('fangtang')[0];
+    assert.deepEqual([f.route, f.status, f.error_code], ['/api/third/company/nums', 200, 'SIGN_INVALID']);
     const c = by('cli')[0];
     assert.deepEqual([c.status, c.error_code, Number(c.tenant_id)], [200, null, demo.tenantId]);
     const b = by('bqp')[0];

@@ -28,7 +28,7 @@ const L = {
   byHour: ['按小时', 'Hourly'],
   byDay: ['按天', 'Daily'],
   bucket: ['粒度', 'Buckets'],
-  noApp: ['（无应用）', '(no app)'],
+  noApp: ['（无应用：控制台会话、未认证）', '(no app: console sessions, unauthenticated)'],
   others: ['其他', 'others'],
   time: ['时间', 'Time'],
   app: ['应用', 'App'],
