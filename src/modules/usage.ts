@@ -7,5 +7,9 @@ export const usageModule: Module = {
   name: 'usage',
   init: (ctx) => startUsage(ctx),
   rest: (app, ctx) => usageRest(app, ctx),
+  banner: (ctx) => {
+    const r = ctx.config.requestLog;
+    return [`request log     ${ctx.config.publicUrl}/rest/v1/requests   kept ${r.days || '∞'} days, at most ${r.maxRows || '∞'} rows; usage aggregates ${r.usageDays || '∞'} days`];
+  },
   close: (ctx) => stopUsage(ctx),
 };
