@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Page } from 'playwright-core';
 import { cliSign } from '../../src/core/credentials/schemes.js';
 import { DEMO } from '../../src/demo.js';
+import { FLUSH_MS } from '../../src/services/usage/index.js';
 import { bearer, http, jsonBody } from '../helpers.js';
 import { loginOperator, openArea, overflowX, screenshot, startRig, type ConsoleRig } from './browser.js';
 
@@ -20,6 +22,8 @@ before(async () => {
 });
 after(() => rig?.close());
 
+/** Every server's buffer written (each writes its own every FLUSH_MS; in cluster mode there are two). */
+const settle = () => sleep(FLUSH_MS + 300);
 const nativeCall = (secret?: string) => http(`${rig.server.url}/rest/v1/me`, { headers: bearer({ key: rig.demo.native.key, secret: secret ?? rig.demo.native.secret }) });
 async function cliCall(): Promise<void> {
   const params = { template_num: 'M8', api_key: DEMO.cli.key, values: ['a', 'b', 'c', 'd', 'e', 'f', '', ''] };
@@ -30,6 +34,7 @@ async function cliCall(): Promise<void> {
 test('requests through two dialects appear in the usage charts, per service and per app', async () => {
   for (let i = 0; i < 3; i++) assert.equal((await nativeCall()).status, 200);
   for (let i = 0; i < 2; i++) await cliCall();
+  await settle();
   await openArea(page, 'usage');
   await page.waitForSelector('[data-testid=usage-service-chart] rect[data-series=cli]');
   // the per-service chart stacks both dialects; the table says how many each
@@ -51,6 +56,7 @@ test('requests through two dialects appear in the usage charts, per service and 
 
 test('the request log lists them newest first, filters, and refreshes itself', async () => {
   assert.equal((await nativeCall('wrong')).status, 401);
+  await settle();
   await openArea(page, 'requests');
   await page.waitForSelector('[data-testid=request-log] tbody tr');
   const services = await page.$$eval('[data-testid=request-log] [data-col=service]', (els) => els.map((e) => e.textContent));
