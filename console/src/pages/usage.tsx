@@ -161,7 +161,12 @@ export function StackedChart({ buckets, bucket, series, names, testid, height = 
               );
             })}
             {ticks.has(i) && (
-              <text x={left + i * bw + bw / 2} y={height + 14} text-anchor="middle" class="axis">
+              <text
+                x={i === 0 ? left + i * bw : i === buckets.length - 1 ? left + (i + 1) * bw : left + i * bw + bw / 2}
+                y={height + 14}
+                text-anchor={i === 0 ? 'start' : i === buckets.length - 1 ? 'end' : 'middle'}
+                class="axis"
+              >
                 {bucketLabel(b, bucket)}
               </text>
             )}
