@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream } from 'pino';
 import type { Ctx } from './core/context.js';
+import { requestRecorder } from './dialects/requests.js';
 import { REST_PREFIX, restDialect, sendProblem } from './dialects/rest/index.js';
 import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
@@ -121,11 +122,12 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
     observe(req.method!, route, status, ms);
     access?.(nextReqId(), req.method!, req.url!, status, ms, route, ip);
   };
-  app.addHook('onResponse', (req, reply, done) => {
+  const recordRequest = requestRecorder(ctx); // the request log (services/usage): one buffered push per API request
+  app.addHook('onResponse', function (req, reply, done) {
     const route = req.routeOptions.url ?? 'unmatched';
     observe(req.method, route, reply.statusCode, reply.elapsedTime);
     access?.(req.id, req.method, req.url, reply.statusCode, reply.elapsedTime, route, req.ip);
-    done();
+    recordRequest.call(this, req, reply, done);
   });
   if (access) app.addHook('onClose', (_app, done) => access.flush(done));
   app.decorate('metrics', registry);

@@ -15,6 +15,7 @@ import { PhotosPage } from './pages/photos';
 import { QuotasPage } from './pages/quotas';
 import { ReportsPage } from './pages/reports';
 import { TenantsPage } from './pages/tenants';
+import { RequestLogPage, UsagePage } from './pages/usage';
 import { go, href, navigate, usePath } from './router';
 import { SessionContext, type Me, type Session, type Tenant } from './session';
 import { Loading } from './ui';
@@ -40,6 +41,8 @@ export const AREAS: Area[] = [
   { key: 'developers', nav: 'navDevelopers', section: 'platform', page: DevelopersPage },
   { key: 'app-types', nav: 'navAppTypes', section: 'platform', page: AppTypesPage },
   { key: 'quotas', nav: 'navQuotas', section: 'platform', page: QuotasPage },
+  { key: 'usage', nav: 'navUsage', section: 'platform', page: UsagePage, needs: '/usage' },
+  { key: 'requests', nav: 'navRequests', section: 'platform', page: RequestLogPage, needs: '/requests' },
   // services, each shown once its REST endpoints exist on the server
   { key: 'reports', nav: 'navReports', section: 'services', page: ReportsPage, needs: '/reports' },
   { key: 'codes', nav: 'navCodes', section: 'services', page: CodesPage, needs: '/code-templates' },

@@ -28,6 +28,8 @@ const T = {
   navPhotos: ['照片任务', 'Photo jobs'],
   navLedger: ['账本', 'Ledger'],
   navObjects: ['对象', 'Objects'],
+  navUsage: ['用量', 'Usage'],
+  navRequests: ['请求日志', 'Request log'],
   sectionPlatform: ['平台', 'Platform'],
   sectionServices: ['服务', 'Services'],
   // login

@@ -41,6 +41,17 @@ export interface Config {
   bqpSchema: string;
   trustProxy: boolean;
   photos: PhotosConfig;
+  requestLog: RequestLogConfig;
+}
+
+/** The request log and usage aggregates (services/usage). 0 turns a limit off. */
+export interface RequestLogConfig {
+  /** Days a request stays in the log. */
+  days: number;
+  /** Most rows kept in the log (the oldest go first). */
+  maxRows: number;
+  /** Days the hourly usage aggregates are kept. */
+  usageDays: number;
 }
 
 /** Photo restoration jobs (services/photos, Fangtang dialect). */
@@ -140,6 +151,11 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       retentionMs: int(env, 'MENHU_PHOTOS_RETENTION_S', 3600) * 1000,
       jobTimeoutMs: int(env, 'MENHU_PHOTOS_JOB_TIMEOUT_S', 3600) * 1000,
       leaseMs: Math.max(1, int(env, 'MENHU_PHOTOS_LEASE_S', 60)) * 1000,
+    },
+    requestLog: {
+      days: int(env, 'MENHU_REQUEST_LOG_DAYS', 7),
+      maxRows: int(env, 'MENHU_REQUEST_LOG_MAX_ROWS', 1_000_000),
+      usageDays: int(env, 'MENHU_USAGE_DAYS', 400),
     },
     ...overrides,
   };

@@ -1,9 +1,22 @@
 /** Small HTTP helpers shared by the dialect adapters (no domain logic here). */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { CallInfo } from '../core/credentials/verify.js';
 import { DomainError, isDomainError } from '../core/errors.js';
 
 /** The client address (Fastify honours MENHU_TRUST_PROXY for X-Forwarded-For). */
 export const clientIp = (req: FastifyRequest): string => req.ip;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** What the credential path learnt of the caller (the app, once proved); read by the request log. */
+    callInfo?: CallInfo;
+    /** The symbolic error code the request failed with, noted by classify(); read by the request log. */
+    errorCode?: string;
+  }
+}
+
+/** The CallInfo to hand to the core/credentials verify* functions: one per request, kept on it. */
+export const callInfo = (req: FastifyRequest): CallInfo => (req.callInfo ??= { ip: clientIp(req) });
 
 export const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name.toLowerCase()];
@@ -31,7 +44,14 @@ export function isBackendDown(err: unknown): boolean {
   return typeof e.message === 'string' && DOWN_MESSAGES.test(e.message);
 }
 
-export function classify(err: unknown): Classified {
+/** Classifies an error; given the request, notes its symbolic code there for the request log. */
+export function classify(err: unknown, req?: FastifyRequest): Classified {
+  const c = classifyError(err);
+  if (req) req.errorCode = c.kind === 'domain' ? c.error.code : c.kind === 'client' ? c.code : 'INTERNAL';
+  return c;
+}
+
+function classifyError(err: unknown): Classified {
   if (isDomainError(err)) return { kind: 'domain', error: err };
   if (isBackendDown(err)) return { kind: 'domain', error: new DomainError('UNAVAILABLE', 'a backing service is unreachable right now; try again shortly', { cause: err }) };
   const fe = err as FastifyError & { validation?: unknown };

@@ -30,6 +30,7 @@ const objects: Module[] = [objectsModule];
 
 // slot: console (issue 8)
 import { consoleModule } from './console.js';
-const consoleUi: Module[] = [consoleModule];
+import { usageModule } from './usage.js';
+const consoleUi: Module[] = [consoleModule, usageModule];
 
 export const MODULES: readonly Module[] = [...links, ...reports, ...codes, ...ledger, ...photos, ...objects, ...consoleUi];

@@ -12,10 +12,13 @@ import { checkBqpSign, checkCliSign, checkFangtangToken, hmacSign, parseBasic, t
 
 export interface CallInfo {
   ip: string;
+  /** Set by admit() once the caller has proved it is this app (the request log reads it). */
+  app?: App;
 }
 
 /** Checks that apply to every app whatever the scheme. */
 export async function admit(ctx: Ctx, app: App, call: CallInfo): Promise<App> {
+  call.app = app;
   const now = ctx.clock.now();
   if (app.blocked) throw new DomainError('APP_BLOCKED', 'this app is blocked');
   if (app.expiresAt !== null && app.expiresAt <= now) throw new DomainError('APP_EXPIRED', 'this app has expired');

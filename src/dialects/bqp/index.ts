@@ -14,7 +14,7 @@ import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParam
 import { andAll, condTree } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
-import { clientIp, header, isBackendDown } from '../http.js';
+import { callInfo, clientIp, header, isBackendDown } from '../http.js';
 import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
 
 class BqpFail extends Error {
@@ -73,6 +73,13 @@ function failOf(err: unknown, req: FastifyRequest | null): BqpFail {
   return new BqpFail(E.SERVER, MESSAGES[E.SERVER], req ? `request ${req.id}` : null);
 }
 
+const E_CODES: Record<number, string> = { [E.ABORT]: 'ABORTED', [E.AUTHFAIL]: 'SECRET_INVALID', [E.PARAM]: 'VALIDATION', [E.NOAUTH]: 'NOT_LOGGED_IN', [E.DB]: 'DB_ERROR', [E.SERVER]: 'INTERNAL', [E.FORBIDDEN]: 'FORBIDDEN' };
+
+/** Notes on the request the symbolic code of a failed call, for the request log. */
+function noteFail(req: FastifyRequest, err: unknown, f: BqpFail): void {
+  req.errorCode = isDomainError(err) ? err.code : (E_CODES[f.code] ?? 'INTERNAL');
+}
+
 export interface BqpOptions {
   ctx: Ctx;
   svc: ObjectsService;
@@ -112,6 +119,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
   // Fastify-level failures (too large, bad multipart) are still BQP answers
   app.setErrorHandler((err, req, reply) => {
     const f = failOf(err, req);
+    noteFail(req, err, f);
     return sendEnvelope(reply, envOf(req), f.code, f.userMessage, f.internal);
   });
 
@@ -142,15 +150,14 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     const session = await svc.session(appType, token);
     let ext: Who['ext'] = null;
     if (!session) {
-      const ip = clientIp(req);
       const sign = param('_sign');
       let used: App | null = null;
       let def = null;
       if (sign !== undefined) {
-        used = await verifyBqpSign(ctx, { timestamp: param('timestamp'), sign, partnerId: param('partnerId') }, { ip });
+        used = await verifyBqpSign(ctx, { timestamp: param('timestamp'), sign, partnerId: param('partnerId') }, callInfo(req));
         def = svc.schema.auth.sign;
       } else if (header(req, 'authorization')) {
-        used = await verifyBasic(ctx, header(req, 'authorization'), { ip }).catch((e) => {
+        used = await verifyBasic(ctx, header(req, 'authorization'), callInfo(req)).catch((e) => {
           if (isDomainError(e) && ['KEY_UNKNOWN', 'SECRET_INVALID', 'APP_BLOCKED', 'APP_EXPIRED', 'IP_FORBIDDEN'].includes(e.code)) return null;
           throw e;
         });
@@ -438,6 +445,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       return sendEnvelope(reply, env, 0, r.data);
     } catch (e) {
       const f = failOf(e, req);
+      noteFail(req, e, f);
       retCode = f.code;
       return sendEnvelope(reply, env, f.code, f.userMessage, f.internal);
     } finally {

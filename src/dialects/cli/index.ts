@@ -9,7 +9,7 @@ import type { Ctx } from '../../core/context.js';
 import { verifyCliSign } from '../../core/credentials/verify.js';
 import { DomainError, type ErrorCode } from '../../core/errors.js';
 import { checkValues, createRecordGrouped, recordUrl, signedQrUrl, templateForApi } from '../../services/codes/index.js';
-import { classify, clientIp, logInternal } from '../http.js';
+import { callInfo, classify, clientIp, logInternal } from '../http.js';
 
 export const CLI_PATH = '/cli-open-platform-service/v1/dynamicQrcode/dynamicSingleCreate';
 export const CLI_IP_LIMIT = 20;
@@ -68,7 +68,7 @@ const answer = (reply: FastifyReply, code: CliCode, detail?: string, data: unkno
   reply.code(200).type('application/json; charset=utf-8').send({ data, code, message: detail ? `${MESSAGES[code]}: ${detail}` : MESSAGES[code] });
 
 function sendError(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const c = classify(err);
+  const c = classify(err, req);
   if (c.kind === 'domain') {
     const code = WIRE[c.error.code];
     req.log.info({ code: c.error.code, detail: c.error.message }, 'cli.im request refused');
@@ -119,7 +119,7 @@ export async function cliDialect(app: FastifyInstance, opts: { ctx: Ctx }): Prom
       }
     }
     if (!Array.isArray(values)) throw new DomainError('BAD_REQUEST', 'values must be an array', { field: 'values' });
-    const caller = await verifyCliSign(ctx, body, { ip: clientIp(req) });
+    const caller = await verifyCliSign(ctx, body, callInfo(req));
     const t = await templateForApi(ctx, caller, body.template_num);
     const rec = await createRecordGrouped(ctx, t, checkValues(t.fields, values), `api:${caller.id}`);
     return answer(reply, 0, undefined, { web_url: recordUrl(ctx, rec), qrstyle_url: await signedQrUrl(ctx, rec.code) });

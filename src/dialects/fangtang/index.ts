@@ -10,7 +10,7 @@ import type { Ctx } from '../../core/context.js';
 import { verifyFangtang } from '../../core/credentials/verify.js';
 import { DomainError, type ErrorCode } from '../../core/errors.js';
 import { getPhotoJob, jobFile, remainingUploads, resultOf, uploadPhoto } from '../../services/photos/index.js';
-import { classify, clientIp, header, logInternal } from '../http.js';
+import { callInfo, classify, header, logInternal } from '../http.js';
 
 export const FANGTANG_PREFIX = '/api/third';
 
@@ -82,7 +82,7 @@ export async function fangtangDialect(app: FastifyInstance, opts: { ctx: Ctx }):
   app.addContentTypeParser('*', { bodyLimit: 64 * 1024, parseAs: 'buffer' }, (_req, _body, done) => done(null, undefined));
 
   app.setErrorHandler((err, req, reply) => {
-    const c = classify(err);
+    const c = classify(err, req);
     if (c.kind === 'domain') return reply.code(200).send(errorBody(c.error.code, c.error.message));
     if (c.kind === 'client') return reply.code(200).send(errorBody(c.code as ErrorCode, c.message));
     logInternal(req, err);
@@ -91,7 +91,7 @@ export async function fangtangDialect(app: FastifyInstance, opts: { ctx: Ctx }):
 
   const authed = async (req: FastifyRequest) => {
     const p = await readParams(req);
-    const appRow = await verifyFangtang(ctx, p.fields.third_code, header(req, 'token'), { ip: clientIp(req) });
+    const appRow = await verifyFangtang(ctx, p.fields.third_code, header(req, 'token'), callInfo(req));
     return { ...p, app: appRow };
   };
 

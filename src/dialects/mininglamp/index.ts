@@ -15,7 +15,7 @@ import type { ErrorCode } from '../../core/errors.js';
 import { findLinkByTarget, shortUrl } from '../../services/links/index.js';
 import { coverQr } from '../../services/reports/stamp.js';
 import { checkReportId, recallReport, registerReport, type ReportFile } from '../../services/reports/index.js';
-import { classify, clientIp, logInternal } from '../http.js';
+import { callInfo, classify, logInternal } from '../http.js';
 
 export const OPS = ['generateqr', 'getqrlink', 'commitreport', 'updatereport', 'recallreport'] as const;
 export type Op = (typeof OPS)[number];
@@ -69,7 +69,7 @@ export function sendWire(reply: FastifyReply, r: Wire): FastifyReply {
 }
 
 export function wireOf(err: unknown, req: FastifyRequest): Wire {
-  const c = classify(err);
+  const c = classify(err, req);
   if (c.kind === 'domain') {
     if (c.error.code === 'VALIDATION') return validationWire(c.error.field);
     return ERRORS[c.error.code] ?? INTERNAL;
@@ -175,7 +175,7 @@ export async function mountMiningLamp(app: FastifyInstance, ctx: Ctx): Promise<v
       sub.post<{ Params: { '*': string } }>(`/api/v1/${op}/*`, async (req, reply) => {
         const h = handlers[op];
         const body = await parseBody(req);
-        const app = await verifyPasscode(ctx, body.fields.user, body.fields.passcode, { ip: clientIp(req) });
+        const app = await verifyPasscode(ctx, body.fields.user, body.fields.passcode, callInfo(req));
         const reportId = req.params['*'] ?? '';
         return h({ ctx, app, reportId, body, req, reply });
       });

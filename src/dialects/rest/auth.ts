@@ -4,7 +4,7 @@ import type { App } from '../../core/credentials/apps.js';
 import { verifyNative } from '../../core/credentials/verify.js';
 import { DomainError } from '../../core/errors.js';
 import { PLATFORM_TENANT, sessionDeveloper, type DeveloperView } from '../../services/accounts/index.js';
-import { clientIp, header } from '../http.js';
+import { callInfo, header } from '../http.js';
 
 export const SESSION_COOKIE = 'menhu_session';
 
@@ -51,7 +51,7 @@ export async function resolvePrincipal(ctx: Ctx, req: FastifyRequest): Promise<P
       body: req.rawBody ?? Buffer.alloc(0),
       headers: req.headers,
     },
-    { ip: clientIp(req) },
+    callInfo(req),
   );
   if (!app) return null;
   return { kind: 'app', app, tenantId: app.tenantId, operator: app.tenantId === PLATFORM_TENANT };

@@ -130,7 +130,7 @@ export function problem(status: number, code: string, detail: string, extra: { f
 }
 
 export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const c = classify(err);
+  const c = classify(err, req);
   let body;
   if (c.kind === 'domain') {
     body = problem(HTTP_STATUS[c.error.code], c.error.code, c.error.message, c.error.field ? { field: c.error.field } : {});

@@ -16,7 +16,7 @@ import { addDeveloperApp, removeDeveloperApp, rotateDeveloperApp } from '../../s
 import * as content from '../../services/ledger/content.js';
 import * as ledger from '../../services/ledger/index.js';
 import { SESSION_COOKIE } from '../rest/auth.js';
-import { classify, clientIp, header, logInternal } from '../http.js';
+import { callInfo, classify, header, logInternal } from '../http.js';
 import { REASONS, ULORD_CODES, httpStatus } from './errors.js';
 
 type Body = Record<string, unknown>;
@@ -35,7 +35,7 @@ function fail(reply: FastifyReply, errcode: number, detail: string) {
 }
 
 export function sendUlordError(req: FastifyRequest, reply: FastifyReply, err: unknown) {
-  const c = classify(err);
+  const c = classify(err, req);
   if (c.kind === 'domain') {
     const retry = c.error.details?.retryAfterMs;
     if (typeof retry === 'number') reply.header('retry-after', Math.max(1, Math.ceil(retry / 1000)));
@@ -282,7 +282,7 @@ export async function ulordDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pr
 
   // --- external calls: header appkey ---------------------------------------------------------
   async function caller(req: FastifyRequest): Promise<ledger.AppRef> {
-    const a = await verifyAppkey(ctx, header(req, 'appkey'), { ip: clientIp(req) });
+    const a = await verifyAppkey(ctx, header(req, 'appkey'), callInfo(req));
     return { id: a.id, tenantId: a.tenantId, developerId: a.developerId };
   }
 

@@ -1,0 +1,12 @@
+import { mkdtempSync } from 'node:fs'; import { tmpdir } from 'node:os'; import { join } from 'node:path';
+import { loadConfig } from '../src/core/config.js';
+import { createPlatform } from '../src/platform.js';
+import { buildServer } from '../src/server.js';
+const ctx = await createPlatform(loadConfig({ MENHU_DATA: mkdtempSync(join(tmpdir(), 'kp-')), LOG_LEVEL: 'info' }, { port: 0, jobConcurrency: 0 }), { log: (await import('pino')).pino({ level: 'warn' }) });
+const app = await buildServer(ctx, { logStream: { write() {} } as any });
+app.get('/x0', async () => 1);
+await app.ready();
+const out = app.printRoutes({ includeHooks: true, commonPrefix: false });
+const lines = out.split('\n'); const i = lines.findIndex((l) => l.includes('x0')); console.log(lines.slice(i, i + 12).join('\n'));
+const j = lines.findIndex((l) => l.includes('rest/v1/me')); console.log(lines.slice(j, j + 14).join('\n'));
+process.exit(0);
