@@ -8,6 +8,7 @@ import type { FastifyReply } from 'fastify';
 import iconv from 'iconv-lite';
 import type { ErrorCode } from '../../core/errors.js';
 import type { QueryResult } from '../../services/objects/index.js';
+import { rowsToObjects } from '../../services/objects/post.js';
 
 export const E = { ABORT: -100, AUTHFAIL: -1, OK: 0, PARAM: 1, NOAUTH: 2, DB: 3, SERVER: 4, FORBIDDEN: 5 } as const;
 
@@ -151,13 +152,10 @@ export function envelopeText(env: Envelope, code: number, data: unknown, interna
 // ---------------------------------------------------------------------------------------------
 // query formats
 
-export function rowsToObjects(r: QueryResult): Record<string, unknown>[] {
-  return r.rows.map((row) => Object.fromEntries(r.cols.map((c, i) => [c, row[i]])));
-}
 
 /** Shapes a query result for the JSON formats; returns undefined for the export formats. */
 export function shapeQuery(r: QueryResult, fmt: string): { ok: true; data: unknown } | { ok: false; internal: string; message: string } | undefined {
-  const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}) });
+  const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}), ...(r.stat !== undefined ? { stat: r.stat } : {}) });
   if (fmt === '') return { ok: true, data: { h: r.rows.length ? r.cols : [], d: r.rows, ...paging() } };
   if (fmt === 'list') return { ok: true, data: { list: rowsToObjects(r), ...paging() } };
   if (fmt === 'array') return { ok: true, data: rowsToObjects(r) };

@@ -10,10 +10,11 @@ import type { Ctx } from '../../core/context.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { login as developerLogin, logout as developerLogout } from '../../services/accounts/index.js';
-import { addObj, batchAdd, delIf, delObj, setIf, setObj, timeText, type Exec } from './crud.js';
+import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, setIf, setObj, timeText, type Exec } from './crud.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { deny, fetchRows, intParam, runQuery, setReader, type Caller, type QueryResult } from './query.js';
+import { andAll, deny, fetchRows, intParam, qsearchTree, runQuery, setReader, splitCols, type Caller, type QueryResult } from './query.js';
+import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, type ObjectDef, type Schema } from './schema.js';
 import './tables.js';
 
@@ -154,6 +155,14 @@ export class ObjectsService {
         return data(await delIf(x, def, caller, p.cond));
       case 'batchAdd':
         return data(await batchAdd(x, def, caller, p.rows ?? [], { uniKey: p.param('uniKey'), uniKeyMode: p.param('uniKeyMode') }));
+      case 'dup': {
+        const v = p.param('id');
+        if (v === undefined) throw new DomainError('VALIDATION', '缺少参数`id`');
+        return data(await dupObj(x, def, caller, v.split(',').map((s) => intParam(s, 'id'))));
+      }
+      case 'batchSet':
+      case 'batchDel':
+        return data(await batchOp(x, def, caller, op, p.cond, p.body, p.param('submode') ?? 'patch'));
       case 'query': {
         const fmt = p.param('fmt') ?? '';
         const num = (n: string) => {
@@ -162,23 +171,53 @@ export class ObjectsService {
         };
         let pagesz = num('pagesz') ?? num('rows');
         if (fmt === 'one' || fmt === 'one?') pagesz = 1;
-        else if (pagesz === null && /^(array|hash|multihash)/.test(fmt)) pagesz = -1;
-        const result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
+        else if (pagesz === null && /^(array|hash|multihash|tree)/.test(fmt)) pagesz = -1;
+        const qs = p.param('qsearch');
+        const cond = andAll([p.cond, qs === undefined ? null : qsearchTree(qs)]);
+        const tmField = p.param('tmField');
+        let result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
           res: p.param('res'),
           gres: p.param('gres'),
-          cond: p.cond,
+          cond,
           gcond: p.gcond,
           orderby: p.param('orderby'),
           pagesz: pagesz ?? undefined,
           pagekey: num('pagekey'),
           page: num('page'),
           subRes: p.subRes,
+          distinct: p.param('distinct') === '1',
+          tmField,
         });
+        result = await this.postProcess(x, def, caller, p, result, { cond, tmField, fmt });
+        if (fmt === 'tree') return data(makeTree(rowsToObjects(result), p.param('treeFields')));
         return { kind: 'query', result, fmt };
       }
       default:
         throw new DomainError('VALIDATION', `bad ac: ${objName}.${op}`);
     }
+  }
+
+  /** hiddenFields / gresHidden, pivot, statRes, sumFields — in the reference's order. */
+  private async postProcess(x: Exec, def: ObjectDef, caller: Caller, p: ObjParams, r: QueryResult, o: { cond: import('./expr.js').Node | null; tmField?: string; fmt: string }): Promise<QueryResult> {
+    const hide: string[] = [];
+    const hf = p.param('hiddenFields');
+    if (hf !== undefined && hf !== '0') hide.push(...hf.split(',').map((s) => s.trim()).filter(Boolean));
+    const gres = p.param('gres');
+    if (gres && p.param('gresHidden') === '1') hide.push(...r.cols.slice(0, splitCols(gres).length));
+    if (hide.length) r = dropColumns(r, hide);
+    const pv = p.param('pivot');
+    if (pv) {
+      const cnt = p.param('pivotCnt');
+      r = pivot(r, pv, cnt === undefined ? 1 : intParam(cnt, 'pivotCnt'), p.param('pivotSumField'));
+    }
+    const statRes = p.param('statRes');
+    if (statRes && (o.fmt === '' || o.fmt === 'list')) {
+      const s = await runQuery(x.db, this.schema, x.dialect, def, caller, { res: statRes, cond: o.cond, pagesz: 1, aggOnly: true, tmField: o.tmField });
+      r = { ...r, stat: Object.fromEntries(s.cols.map((c, i) => [c, s.rows[0]?.[i] ?? null])) };
+    }
+    const sf = p.param('sumFields');
+    if (sf && !pv) r = sumRow(r, sf);
+    return r;
   }
 
   // --- sessions --------------------------------------------------------------------------------
