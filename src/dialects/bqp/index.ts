@@ -14,6 +14,7 @@ import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParam
 import { andAll, condTree } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
+import { chpwd, genCode, loginByCode, register } from '../../services/objects/users.js';
 import { clientIp, header, isBackendDown } from '../http.js';
 import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
 
@@ -212,8 +213,20 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     if (inBatch?.exec && !['whoami'].includes(ac)) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot run inside a batch transaction`);
     switch (ac) {
       case 'login': {
-        const r = await svc.login(w.appType, param('uname') ?? param('phone'), param('pwd'));
+        const uname = param('uname') ?? param('phone');
+        const code = param('code');
+        const r = !param('pwd') && code && uname ? await loginByCode(svc, w.appType, uname, code) : await svc.login(w.appType, uname, param('pwd'));
         return { data: { ...r.info, id: r.info.id, _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
+      }
+      case 'reg': {
+        const r = await register(svc, w.appType, { uname: param('uname'), phone: param('phone'), pwd: param('pwd'), name: param('name') });
+        return { data: { ...r.info, _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
+      }
+      case 'genCode':
+        return { data: await genCode(svc, w.appType, param('phone'), param('type') ?? 'd6', param('debug') === '1') };
+      case 'chpwd': {
+        const r = await chpwd(svc, w.appType, w.session, { oldpwd: param('oldpwd'), code: param('code'), pwd: param('pwd'), phone: param('phone') });
+        return { data: { _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
       }
       case 'whoami':
         return { data: await svc.whoami(session, caller) };

@@ -250,13 +250,26 @@ export class ObjectsService {
       const r = await runQuery(this.ctx.db.kysely as unknown as Kysely<any>, this.schema, this.ctx.db.dialect, def, { role: 'admin', loggedIn: true, vars: {} }, { op: 'get', res: '*', cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1 });
       info = Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0]?.[i]]));
     }
+    const token = await this.openSession(session);
+    return { token, expires: SESSION_MS / 1000, session, info };
+  }
+
+  /** A new login session; returns its token (the `{app}id` cookie). */
+  async openSession(session: SessionData, db: Kysely<any> = this.ctx.db.kysely as unknown as Kysely<any>): Promise<string> {
     const token = randomToken(24);
     const now = this.ctx.clock.now();
-    await this.ctx.db.kysely
+    await db
       .insertInto('bqp_sessions')
-      .values({ id: sha256hex(token), app, data: JSON.stringify(session), created_at: now, expires_at: now + SESSION_MS })
+      .values({ id: sha256hex(token), app: session.app, data: JSON.stringify(session), created_at: now, expires_at: now + SESSION_MS })
       .execute();
-    return { token, expires: SESSION_MS / 1000, session, info };
+    return token;
+  }
+
+  /** Ends every session of one user / employee (after a password change). */
+  async closeSessionsOf(app: AppType, id: number, db: Kysely<any> = this.ctx.db.kysely as unknown as Kysely<any>): Promise<void> {
+    // session data is written by openSession with a fixed key order: {"app":…,"uid":N} / {"app":…,"empId":N,…}
+    const data = app === 'emp' ? sql`${sql.ref('data')} like ${`{"app":"emp","empId":${id},%`}` : sql`${sql.ref('data')} = ${JSON.stringify({ app, uid: id })}`;
+    await sql`delete from ${sql.table('bqp_sessions')} where ${sql.ref('app')} = ${app} and ${data}`.execute(db);
   }
 
   async session(app: AppType, token: string | undefined): Promise<SessionData | null> {
