@@ -5,28 +5,10 @@
  * SQLite by default, PostgreSQL with --pg.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { tmpdir } from 'node:os';
 import { after, before, describe, it } from 'node:test';
-import { parse as parseYaml, stringify } from 'yaml';
+import iconv from 'iconv-lite';
 import type { TestServer } from '../helpers.js';
-import { Client, startBqp } from './client.js';
-
-/** The example schema plus a tree object (Cate) and a per-user object with batch rights (Note). */
-export function testSchemaFile(extra: (s: any) => void = () => {}): string {
-  const s = parseYaml(readFileSync(join(import.meta.dirname, '../../examples/bqp-schema.yaml'), 'utf8'));
-  s.objects.Cate = { fields: ['id', 'name', 'fatherId'], acl: { guest: { ops: ['query', 'add'] } } };
-  s.objects.Note = {
-    fields: ['id', 'userId', 'title', 'tm'],
-    acl: { user: { ops: '*', filter: { userId: 'uid' }, readonly: ['userId'], defaults: { userId: '$uid', tm: '$now' } } },
-  };
-  s.login = { reg: true, codeDebug: true, smsWebhook: null };
-  extra(s);
-  const file = join(tmpdir(), `bqp-schema-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, stringify(s));
-  return file;
-}
+import { Client, startBqp, testSchemaFile } from './client.js';
 
 describe('BQP dup, batchSet, batchDel and query options', () => {
   let s: TestServer;
@@ -201,6 +183,59 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     const renamed = await anon.call('/Cate.query?fmt=tree&res=id 编号,fatherId 上级,name&treeFields=编号,上级,下级&cond=' + encodeURIComponent(`id in (${root},${tv})`));
     assert.deepEqual(renamed[1], [{ 编号: root, 上级: null, name: '电器', 下级: [{ 编号: tv, 上级: root, name: '电视' }] }]);
     assert.equal((await anon.call('/Cate.query?fmt=tree&res=id,name'))[0], 1);
+    // a cycle: the first row met becomes the root, nothing is lost
+    const a = await add('甲');
+    const b = await add('乙', a);
+    assert.equal((await anon.call(`/Cate.set?id=${a}`, { form: { fatherId: String(b) } }))[0], 0);
+    const cyc = await anon.call(`/Cate.query?fmt=tree&res=id,fatherId&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
+    assert.deepEqual(cyc[1], [{ id: a, fatherId: b, children: [{ id: b, fatherId: a }] }]);
+  });
+
+  it('retfn=xml wraps answers in <ret>; application/xml', async () => {
+    const r = await emp.req(`/Ordr.get?_app=emp&id=${O[0]}&res=id,dscr,amount 金额,"a b"&retfn=xml`.replace('"a b"', 'dscr "a b"'));
+    assert.equal(r.headers.get('content-type'), 'application/xml; charset=UTF-8');
+    assert.equal(r.text, `<ret><code>0</code><data><id>${O[0]}</id><dscr>张三 退款</dscr><金额>10.00</金额><item key="a b">张三 退款</item></data></ret>\n`);
+    const q = await emp.req(`/Ordr.query?_app=emp&res=id,status&cond=id=${O[0]}&retfn=xml`);
+    assert.equal(q.text, `<ret><code>0</code><data><h><item>id</item><item>status</item></h><d><item><item>${O[0]}</item><item>CR</item></item></d></data></ret>\n`);
+    const e = await emp.req('/Ordr.get?_app=emp&id=-9&retfn=xml');
+    assert.match(e.text, /^<ret><code>1<\/code><message>参数不正确<\/message><debug>not found `Ordr.id`=`-9`<\/debug><\/ret>\n$/);
+    // text is escaped
+    const esc = await new Client(B).req(`/Cate.query?res=name&cond=${encodeURIComponent("name='<&>'")}&retfn=xml`);
+    assert.match(esc.text, /^<ret><code>0<\/code>/);
+    await new Client(B).call('/Cate.add', { form: { name: 'a&b"c' } });
+    const esc2 = await new Client(B).req(`/Cate.query?res=name&cond=${encodeURIComponent("name like 'a&b%'")}&fmt=array&retfn=xml`);
+    assert.equal(esc2.text, '<ret><code>0</code><data><item><name>a&amp;b&quot;c</name></item></data></ret>\n');
+  });
+
+  it('GBK request bodies (charset in Content-Type): form, JSON, batchAdd text and csv file', async () => {
+    const anon = new Client(B);
+    const gbkForm = (o: Record<string, string>) =>
+      Object.entries(o)
+        .map(([k, v]) => `${k}=${[...iconv.encode(v, 'gbk')].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join('')}`)
+        .join('&');
+    const f = await anon.call('/Cate.add', { body: gbkForm({ name: '家用电器' }), method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=GBK' } });
+    assert.equal(f[0], 0, JSON.stringify(f));
+    const j = await anon.call('/Cate.add', { body: iconv.encode(JSON.stringify({ name: '数码产品' }), 'gbk'), method: 'POST', headers: { 'content-type': 'application/json; charset=gbk' } });
+    assert.equal(j[0], 0, JSON.stringify(j));
+    const t = await anon.call('/Cate.query?res=name&fmt=array&cond=' + encodeURIComponent(`id in (${f[1]},${j[1]})`) + '&orderby=id');
+    assert.deepEqual(t[1], [{ name: '家用电器' }, { name: '数码产品' }]);
+    // utf-8 forms are unchanged (repeated keys, +, %-escapes)
+    const u = await anon.call('/Cate.add', { form: 'name=a+b%E4%B8%AD' });
+    assert.deepEqual((await anon.call(`/Cate.query?cond=id=${u[1]}&res=name&fmt=one`))[1], { name: 'a b中' });
+    // an unknown charset is a parameter error
+    assert.equal((await anon.call('/Cate.add', { body: 'name=x', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=nope-42' } }))[0], 1);
+    // batchAdd: a GBK text body, and an Excel-style GBK csv file (no charset given: detected)
+    const b1 = await emp.call('/Store.batchAdd?_app=emp', { body: iconv.encode('name\taddr\n三号店\t杭州\n', 'gbk'), method: 'POST', headers: { 'content-type': 'text/plain; charset=gbk' } });
+    assert.equal(b1[0], 0, JSON.stringify(b1));
+    const fd = new FormData();
+    fd.append('file', new Blob([iconv.encode('name,addr\n四号店,苏州\n', 'gbk')]), 'stores.csv');
+    const b2 = await emp.call('/Store.batchAdd?_app=emp', { body: fd, method: 'POST' });
+    assert.equal(b2[0], 0, JSON.stringify(b2));
+    const st = await emp.call('/Store.query?_app=emp&res=name,addr&fmt=array&cond=' + encodeURIComponent(`id in (${[...b1[1].idList, ...b2[1].idList].join(',')})`) + '&orderby=id');
+    assert.deepEqual(st[1], [
+      { name: '三号店', addr: '杭州' },
+      { name: '四号店', addr: '苏州' },
+    ]);
   });
 
   it('dup copies rows and list sub-tables, with the role defaults; all or nothing', async () => {
