@@ -152,8 +152,8 @@ export const TIME_BUCKETS = ['y', 'q', 'm', 'w', 'd', 'wd', 'h'] as const;
 
 /**
  * The SQL of one time bucket over a date/datetime column stored as 'YYYY-MM-DD[ HH:MM:SS]' text.
- * Constants are inlined (sql.lit), never bound, so the same expression in SELECT and GROUP BY is
- * textually equal (PostgreSQL compares them so). `w` is MySQL week mode 5 / strftime %W: weeks start
+ * PostgreSQL's constants are inlined numbers (sql.lit), never bound, so the same expression in SELECT
+ * and GROUP BY is textually equal (PostgreSQL compares them so). `w` is MySQL week mode 5 / strftime %W: weeks start
  * on Monday, the days before the year's first Monday are week 0.
  */
 function bucketSql(name: string, f: RawBuilder<unknown>, dialect: Dialect): RawBuilder<unknown> {
@@ -172,9 +172,10 @@ function bucketSql(name: string, f: RawBuilder<unknown>, dialect: Dialect): RawB
     case 'h':
       return part(12, 2);
     case 'wd':
-      return pg ? isodow : sql`(((cast(strftime(${sql.lit('%w')}, ${f}) as integer) + ${sql.lit(6)}) % ${sql.lit(7)}) + ${sql.lit(1)})`;
+      // SQLite's format strings are bound (SQLite does not compare GROUP BY expressions textually)
+      return pg ? isodow : sql`(((cast(strftime(${'%w'}, ${f}) as integer) + ${sql.lit(6)}) % ${sql.lit(7)}) + ${sql.lit(1)})`;
     default:
-      return pg ? sql`((cast(extract(doy from cast(${f} as date)) as integer) + ${sql.lit(7)} - ${isodow}) / ${sql.lit(7)})` : sql`cast(strftime(${sql.lit('%W')}, ${f}) as integer)`;
+      return pg ? sql`((cast(extract(doy from cast(${f} as date)) as integer) + ${sql.lit(7)} - ${isodow}) / ${sql.lit(7)})` : sql`cast(strftime(${'%W'}, ${f}) as integer)`;
   }
 }
 
