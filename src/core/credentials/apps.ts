@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { sql, type Kysely } from 'kysely';
-import type { DB } from '../db/index.js';
+import { prepared, type DB } from '../db/index.js';
 import type { Ctx } from '../context.js';
 import { randomHex } from '../crypto.js';
 import type { AppRow } from '../db/schema.js';
@@ -131,12 +131,14 @@ function appCache(ctx: Ctx): Map<string, { at: number; apps: App[] }> {
   return m;
 }
 
+const appsByKey = prepared<{ key: string }, AppRow>((db, p) => db.selectFrom('apps').selectAll().where('key', '=', p.key));
+
 async function appsWithKey(ctx: Ctx, key: string): Promise<App[]> {
   const m = appCache(ctx);
   const t = ctx.clock.now();
   const hit = m.get(key);
   if (hit && t - hit.at < APP_CACHE_MS) return hit.apps;
-  const rows = await ctx.db.kysely.selectFrom('apps').selectAll().where('key', '=', key).execute();
+  const rows = await appsByKey(ctx.db.kysely, { key });
   const apps = rows.map((r) => toApp(ctx, r));
   if (m.size > 10_000) m.clear();
   m.set(key, { at: t, apps });

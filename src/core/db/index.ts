@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type CompiledQuery, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConfigError } from '../config.js';
 import { migrationsFor, type SqlDialect } from './migrations.js';
@@ -145,4 +145,38 @@ export async function migrate(db: Database): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/**
+ * A query of fixed shape, built and compiled once per database and then run with new parameter
+ * values. Building a Kysely query costs more than running a small one on SQLite (the operation-node
+ * tree, its visitors and the compiler are megamorphic in a busy server: ~30 µs against ~8 µs for
+ * the execution), so the queries on every request's path (tenant, app, session, short link) use
+ * this. `build` receives placeholders: each `p.name` is a marker value that must be passed where
+ * Kysely binds a parameter (a where value, a limit); the compiled SQL keeps `?`/`$n` and the
+ * parameters are swapped per run, so nothing is ever pasted into SQL text.
+ *
+ *   const byId = prepared<{ id: number }, Tenant>((db, p) => db.selectFrom('tenants').selectAll().where('id', '=', p.id));
+ *   const rows = await byId(ctx.db.kysely, { id: 7 });
+ */
+export function prepared<P extends Record<string, unknown>, R>(
+  build: (db: Kysely<DB>, p: P) => { compile(): CompiledQuery<R> },
+): (db: Kysely<DB>, params: P) => Promise<R[]> {
+  const compiled = new WeakMap<Kysely<DB>, { query: CompiledQuery<R>; slots: (string | null)[] }>();
+  const marker = (name: string) => `\u0000menhu:param:${name}\u0000`;
+  return async (db, params) => {
+    let c = compiled.get(db);
+    if (!c) {
+      const p = new Proxy({}, { get: (_t, name) => marker(String(name)) }) as P;
+      const query = build(db, p).compile();
+      const slots = query.parameters.map((v) => (typeof v === 'string' && v.startsWith('\u0000menhu:param:') ? v.slice(13, -1) : null));
+      for (const [i, v] of query.parameters.entries()) {
+        if (slots[i] === null && typeof v === 'string' && v.includes('\u0000menhu:param:')) throw new Error(`prepared: a parameter was transformed (${v}); pass placeholders as plain values`);
+      }
+      compiled.set(db, (c = { query, slots }));
+    }
+    const { query, slots } = c;
+    const parameters = slots.map((s, i) => (s === null ? query.parameters[i] : params[s]));
+    return (await db.executeQuery<R>({ ...query, parameters })).rows;
+  };
 }

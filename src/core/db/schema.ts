@@ -137,6 +137,7 @@ export interface DB {
 
 export type Tenant = Selectable<TenantTable>;
 export type Developer = Selectable<DeveloperTable>;
+export type Session = Selectable<SessionTable>;
 export type AppRow = Selectable<AppTable>;
 export type NewApp = Insertable<AppTable>;
 export type AppUpdate = Updateable<AppTable>;

@@ -197,11 +197,11 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     else requirePrincipal(req);
   });
   // A body without a content type is not guessed at.
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const len = req.headers['content-length'];
     if (!req.headers['content-type'] && ((len !== undefined && len !== '0') || req.headers['transfer-encoding'] !== undefined)) {
-      throw new DomainError('UNSUPPORTED_MEDIA', 'a request body needs a Content-Type (application/json)');
-    }
+      done(new DomainError('UNSUPPORTED_MEDIA', 'a request body needs a Content-Type (application/json)'));
+    } else done();
   });
 
   app.get('/openapi.json', { schema: { hide: true }, config: { public: true } }, async () => app.swagger());

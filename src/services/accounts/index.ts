@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Ctx } from '../../core/context.js';
 import { hashPassword, randomToken, verifyPassword } from '../../core/crypto.js';
-import type { Developer, Tenant } from '../../core/db/schema.js';
+import { prepared } from '../../core/db/index.js';
+import type { Developer, Session, Tenant } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
 
 export const PLATFORM_TENANT = 1;
@@ -34,7 +35,8 @@ export async function createTenant(ctx: Ctx, name: string): Promise<Tenant> {
 }
 
 export const listTenants = (ctx: Ctx): Promise<Tenant[]> => ctx.db.kysely.selectFrom('tenants').selectAll().orderBy('id').execute();
-export const getTenant = (ctx: Ctx, id: number): Promise<Tenant | undefined> => ctx.db.kysely.selectFrom('tenants').selectAll().where('id', '=', id).executeTakeFirst();
+const tenantById = prepared<{ id: number }, Tenant>((db, p) => db.selectFrom('tenants').selectAll().where('id', '=', p.id));
+export const getTenant = async (ctx: Ctx, id: number): Promise<Tenant | undefined> => (await tenantById(ctx.db.kysely, { id }))[0];
 
 // ---------------------------------------------------------------------------------------------
 // Roles
@@ -143,8 +145,11 @@ async function byUsername(ctx: Ctx, username: string): Promise<Developer> {
   return d;
 }
 
+const developerById = prepared<{ id: number }, Developer>((db, p) => db.selectFrom('developers').selectAll().where('id', '=', p.id));
+const sessionById = prepared<{ id: string }, Session>((db, p) => db.selectFrom('sessions').selectAll().where('id', '=', p.id));
+
 export async function getDeveloper(ctx: Ctx, id: number): Promise<DeveloperView | null> {
-  const d = await ctx.db.kysely.selectFrom('developers').selectAll().where('id', '=', id).executeTakeFirst();
+  const [d] = await developerById(ctx.db.kysely, { id });
   return d ? view(ctx, d) : null;
 }
 
@@ -183,7 +188,7 @@ export async function login(ctx: Ctx, username: string, password: string): Promi
 /** The developer behind a session token, or null when it is unknown or expired. */
 export async function sessionDeveloper(ctx: Ctx, token: string | undefined): Promise<DeveloperView | null> {
   if (!token || token.length > 200) return null;
-  const s = await ctx.db.kysely.selectFrom('sessions').selectAll().where('id', '=', tokenId(token)).executeTakeFirst();
+  const [s] = await sessionById(ctx.db.kysely, { id: tokenId(token) });
   if (!s || s.expires_at <= ctx.clock.now()) return null;
   return getDeveloper(ctx, Number(s.developer_id));
 }
