@@ -151,8 +151,12 @@ describe('BQP reg, genCode, chpwd', () => {
     // passwords never appear in the call log
     const { objectsOf } = await import('../../src/modules/objects.js');
     await objectsOf(s.ctx).flushLog();
-    const logs = (await s.ctx.db.kysely.selectFrom('bqp_ApiLog' as never).select('req' as never).execute()) as { req: string }[];
+    const logs = (await s.ctx.db.kysely.selectFrom('bqp_ApiLog' as never).select(['req', 'res'] as never).execute()) as { req: string; res: string }[];
     assert.ok(logs.length > 0);
     assert.ok(!logs.some((l) => /pass-\d{4}|emp-pass-2/.test(l.req ?? '')));
+    // nor session tokens or verification codes, in what was sent or answered
+    const secrets = [r[1]._token, ...sent.map((x) => x.code)].map((t) => `"${t}"`);
+    assert.ok(!logs.some((l) => secrets.some((t) => (l.req ?? '').includes(t) || (l.res ?? '').includes(t))));
+    assert.ok(logs.some((l) => (l.res ?? '').includes('"_token":"***"')));
   });
 });

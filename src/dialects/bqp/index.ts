@@ -486,7 +486,8 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
           t: Date.now() - started,
           retval: (reply as { bqpRet?: number }).bqpRet ?? retCode,
           req: redact(url, req.body),
-          res: text,
+          // session tokens (login, reg, chpwd) and debug codes are not kept in the call log
+          res: ac === 'login' || ac === 'reg' || ac === 'chpwd' || ac === 'genCode' ? text.replace(/"(_token|code)":"[^"]*"/g, '"$1":"***"') : text,
           reqsz: Number(header(req, 'content-length') ?? 0) + req.url.length,
           ressz: Buffer.byteLength(text),
           ver: str(url._ver),
@@ -550,7 +551,7 @@ function parseFormIn(body: Buffer, cs: string): Record<string, string | string[]
   return out;
 }
 
-const SECRET_KEY = /pwd|passw|secret|token|_sign/i;
+const SECRET_KEY = /pwd|passw|secret|token|_sign|^code$/i;
 
 function redact(url: PObj, body: unknown): string {
   const clean = (o: unknown): unknown => (isObj(o) ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, SECRET_KEY.test(k) ? '***' : v])) : Buffer.isBuffer(o) ? `(${o.length} bytes)` : o);
