@@ -1,4 +1,8 @@
 /** A small BQP test client: fetch with a cookie jar, form / JSON bodies, parsed answers. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml, stringify } from 'yaml';
 import { ManualClock } from '../../src/core/context.js';
 import { seedDemo } from '../../src/demo.js';
 import { startServer, type TestOptions, type TestServer } from '../helpers.js';
@@ -59,3 +63,19 @@ export async function startBqp(opts: Omit<TestOptions, 'clock'> = {}): Promise<{
   await seedDemo(s.ctx);
   return { s, B: `${s.url}${s.config.bqpPrefix}`, clock };
 }
+
+/** The example schema plus a tree object (Cate) and a per-user object with batch rights (Note). */
+export function testSchemaFile(extra: (s: any) => void = () => {}): string {
+  const s = parseYaml(readFileSync(join(import.meta.dirname, '../../examples/bqp-schema.yaml'), 'utf8'));
+  s.objects.Cate = { fields: ['id', 'name', 'fatherId'], acl: { guest: { ops: ['query', 'add', 'set'] } } };
+  s.objects.Note = {
+    fields: ['id', 'userId', 'title', 'tm'],
+    acl: { user: { ops: '*', filter: { userId: 'uid' }, readonly: ['userId'], defaults: { userId: '$uid', tm: '$now' } } },
+  };
+  s.login = { reg: true, codeDebug: true, smsWebhook: null };
+  extra(s);
+  const file = join(tmpdir(), `bqp-schema-${process.pid}-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, stringify(s));
+  return file;
+}
+

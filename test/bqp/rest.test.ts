@@ -83,7 +83,7 @@ describe('native REST: declared objects', () => {
     assert.deepEqual([f.createTm.type, f.createTm.readonly], ['datetime', true]);
     assert.equal(f.secret.hidden, true);
     assert.deepEqual(f.kind.enum, { A: '甲类', B: '乙类' });
-    assert.deepEqual(item.operations, { guest: ['get', 'query'], user: ['add', 'get', 'query'], employee: ['get', 'query'], admin: ['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd'] });
+    assert.deepEqual(item.operations, { guest: ['get', 'query'], user: ['add', 'get', 'query'], employee: ['get', 'query'], admin: ['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd', 'dup', 'batchSet', 'batchDel'] });
     assert.deepEqual(item.row_filters, { user: { ownerId: 'uid' } });
     const owned = (await get(tenant, '/Owned')).json;
     assert.deepEqual(owned.operations.admin, ['get', 'query']);

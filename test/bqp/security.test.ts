@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { isDomainError } from '../../src/core/errors.js';
 import { objectsOf } from '../../src/modules/objects.js';
 import { parseExpr, tokenize } from '../../src/services/objects/expr.js';
-import { condTree, runQuery, type Caller } from '../../src/services/objects/query.js';
+import { condTree, qsearchTree, runQuery, type Caller } from '../../src/services/objects/query.js';
 import type { ObjectsService } from '../../src/services/objects/index.js';
 import type { TestServer } from '../helpers.js';
 import { Client, startBqp } from './client.js';
@@ -76,7 +76,7 @@ const PAYLOADS = [
 ];
 
 const SQL_WORDS = new Set(
-  'select from where and or not in is null like ilike escape between as left join on order by asc desc limit offset group having count sum avg max min distinct case when then else end cast real double precision text nulls first last delete update set insert into values returning'.split(' '),
+  'select from where and or not in is null like ilike escape between as left join on order by asc desc limit offset group having count sum avg max min distinct case when then else end cast real double precision text nulls first last delete update set insert into values returning substr integer strftime extract isodow doy date'.split(' '),
 );
 
 /** The structural invariant of compiled SQL. */
@@ -186,6 +186,57 @@ describe('BQP injection corpus and parser fuzzing', () => {
         assert.ok(['ok', 'VALIDATION', 'FORBIDDEN', 'UNKNOWN_FIELD'].includes(code), `${p}: ${code}`);
       }
     }
+  });
+
+  it('the query options and batch operations: payloads get BQP answers, compile clean, change nothing', async () => {
+    const before = await snapshot();
+    const c = new Client(B);
+    const emp = new Client(B);
+    await emp.call('/login?_app=emp', { form: { uname: 'emp', pwd: '1234' } });
+    for (const [i, p] of PAYLOADS.entries()) {
+      for (const [param, extra] of i % 3 ? [] : [
+        ['qsearch', ''],
+        ['statRes', ''],
+        ['tmField', '&gres=y&res=count(*) n'],
+        ['pivot', '&gres=ac&res=count(*) n'],
+        ['hiddenFields', ''],
+        ['sumFields', '&gres=ac&res=count(*) n'],
+        ['treeFields', '&fmt=tree&res=id,userId'],
+        ['distinct', '&res=ac'],
+      ] as const) {
+        const v = param === 'qsearch' && extra === '' && !p.includes(':') ? `ac,addr:${p}` : p;
+        const r = await c.req(`/ApiLog.query?${new URLSearchParams({ [param]: v })}${extra}&retfn=${param === 'pivot' ? 'xml' : 'obj'}`);
+        assert.equal(r.status, 200, `${param}=${p}`);
+        assert.ok(/^(\{"code":[0135],|<ret><code>[0135]<)/.test(r.text), `${param}=${p} → ${r.text}`);
+      }
+      for (const op of i % 3 ? [] : ['batchSet', 'batchDel']) {
+        const r = await emp.req(`/Ordr.${op}?_app=emp&${new URLSearchParams({ cond: p })}`, { form: { cmt: 'pwned', cond: 'id=-1' } });
+        assert.ok([1, 3, 5].includes(r.json[0]) || (r.json[0] === 0 && r.json[1] === 0), `${op} ${p} → ${r.text}`);
+      }
+      if (i % 3 === 0) {
+        const d = await emp.req(`/Ordr.dup?_app=emp&${new URLSearchParams({ id: p })}`);
+        assert.equal(d.json[0], 1, `dup ${p} → ${d.text}`);
+      }
+      // compiled: qsearch terms, statRes, tmField
+      const qt = (() => {
+        try {
+          return qsearchTree(`ac,addr*,ver!:${p}`);
+        } catch (e) {
+          if (isDomainError(e)) return undefined;
+          throw e;
+        }
+      })();
+      if (qt) assert.ok(['ok', 'VALIDATION'].includes(await compileAndCheck('ApiLog', { cond: qt, res: 'id' })), p);
+      for (const q of [{ res: p, aggOnly: true }, { tmField: p, gres: 'y,q,m,w,d,wd,h', res: 'count(*) n' }, { res: 'ac', distinct: true, orderby: p }]) {
+        const code = await compileAndCheck('ApiLog', q as never);
+        assert.ok(['ok', 'VALIDATION', 'FORBIDDEN', 'UNKNOWN_FIELD'].includes(code), `${JSON.stringify(q)}: ${code}`);
+      }
+    }
+    assert.equal(await compileAndCheck('ApiLog', { tmField: 'tm', gres: 'y,q,m,w,d,wd,h', res: 'count(*) n', gcond: condTree('y > 2000 and wd < 8', 'gcond') }), 'ok');
+    await svc.flushLog();
+    const strip = (x: string) => x.replace(/bqp_ApiLog:\d+/, '');
+    assert.equal(strip(await snapshot()), strip(before));
+    assert.equal(((await emp.call('/Ordr.query?_app=emp&res=count(*) n&cond=cmt%3D%27pwned%27&fmt=one'))[1] as { n: number }).n, 0);
   });
 
   function safeTree(p: string, what = 'cond') {

@@ -5,6 +5,8 @@
  * always HTTP 200 with `[0, data]` or `[code, message, internal]`.
  */
 import multipart from '@fastify/multipart';
+import { parse as parseForm } from 'fast-querystring';
+import iconv from 'iconv-lite';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import type { App } from '../../core/credentials/apps.js';
@@ -14,6 +16,7 @@ import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParam
 import { andAll, condTree } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
+import { chpwd, genCode, loginByCode, register } from '../../services/objects/users.js';
 import { callInfo, clientIp, header, isBackendDown } from '../http.js';
 import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
 
@@ -35,6 +38,8 @@ interface Call {
   /** the body was not an object (text for batchAdd, bytes for raw upload) */
   rawBody: unknown;
   method: string;
+  /** the charset named in the request's Content-Type, lower-case (null: none) */
+  charset?: string | null;
 }
 
 interface Who {
@@ -89,9 +94,22 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
   const prefix = ctx.config.bqpPrefix.replace(/\/+$/, '');
 
   await app.register(multipart, { limits: { fileSize: Math.min(ctx.config.uploadLimit, 20 * 1024 * 1024), files: 20, fields: 200, parts: 220 } });
+  // Bodies in another charset than UTF-8 (Content-Type `…; charset=gbk`, as Chinese clients send)
+  // are decoded before they are parsed; an unknown charset is a parameter error.
+  // text bodies stay bytes (the '*' parser below): batchAdd decodes them by charset or detection
+  app.removeContentTypeParser('text/plain');
+  app.removeContentTypeParser('application/x-www-form-urlencoded');
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit: ctx.config.bodyLimit }, (req, body, done) => {
+    const cs = charsetOf(req);
+    if (isUtf8(cs)) return done(null, parseForm((body as Buffer).toString()));
+    if (!iconv.encodingExists(cs!)) return done(new BqpFail(E.PARAM, MESSAGES[E.PARAM], `unsupported charset ${cs}`), undefined);
+    done(null, parseFormIn(body as Buffer, cs!));
+  });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const s = String(body);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const cs = charsetOf(req);
+    if (!isUtf8(cs) && !iconv.encodingExists(cs!)) return done(new BqpFail(E.PARAM, MESSAGES[E.PARAM], `unsupported charset ${cs}`), undefined);
+    const s = isUtf8(cs) ? (body as Buffer).toString('utf8') : iconv.decode(body as Buffer, cs!);
     if (s.trim() === '') return done(null, {});
     try {
       done(null, JSON.parse(s));
@@ -134,7 +152,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     (reply as { bqpText?: string }).bqpText = text;
     return reply
       .code(200)
-      .type(env.retfn === 'obj' || env.raw ? 'text/plain; charset=UTF-8' : 'text/plain; charset=UTF-8')
+      .type(env.retfn === 'xml' ? 'application/xml; charset=UTF-8' : 'text/plain; charset=UTF-8')
       .header('Cache-Control', 'no-cache')
       .send(text);
   }
@@ -201,7 +219,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     if (om) {
       const [, obj, op] = om;
       const p = objParams(call);
-      if (op === 'batchAdd') p.rows = batchRows(call, param);
+      if (op === 'batchAdd') p.rows = batchRows(req, call, param);
       const write = !['get', 'query'].includes(op);
       const run = (x: import('../../services/objects/crud.js').Exec) => svc.objectCall(x, caller, obj, op, p);
       const r = inBatch?.exec ? await run(inBatch.exec) : await svc.run(write, run);
@@ -219,8 +237,20 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     if (inBatch?.exec && !['whoami'].includes(ac)) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot run inside a batch transaction`);
     switch (ac) {
       case 'login': {
-        const r = await svc.login(w.appType, param('uname') ?? param('phone'), param('pwd'));
+        const uname = param('uname') ?? param('phone');
+        const code = param('code');
+        const r = !param('pwd') && code && uname ? await loginByCode(svc, w.appType, uname, code) : await svc.login(w.appType, uname, param('pwd'));
         return { data: { ...r.info, id: r.info.id, _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
+      }
+      case 'reg': {
+        const r = await register(svc, w.appType, { uname: param('uname'), phone: param('phone'), pwd: param('pwd'), name: param('name') });
+        return { data: { ...r.info, _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
+      }
+      case 'genCode':
+        return { data: await genCode(svc, w.appType, param('phone'), param('type') ?? 'd6', param('debug') === '1') };
+      case 'chpwd': {
+        const r = await chpwd(svc, w.appType, w.session, { oldpwd: param('oldpwd'), code: param('code'), pwd: param('pwd'), phone: param('phone') });
+        return { data: { _token: r.token, _expire: r.expires }, setCookie: r.token, userId: r.session.uid ?? null };
       }
       case 'whoami':
         return { data: await svc.whoami(session, caller) };
@@ -249,10 +279,13 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     }
   }
 
-  function batchRows(call: Call, param: (n: string) => string | undefined): Record<string, unknown>[] {
+  function batchRows(req: FastifyRequest, call: Call, param: (n: string) => string | undefined): Record<string, unknown>[] {
     if (isObj(call.rawBody) && Array.isArray(call.rawBody.list)) return (call.rawBody.list as unknown[]).filter(isObj);
     if (Array.isArray(call.body.list)) return (call.body.list as unknown[]).filter(isObj) as Record<string, unknown>[];
-    const text = typeof call.rawBody === 'string' ? call.rawBody : Buffer.isBuffer(call.rawBody) ? call.rawBody.toString('utf8') : null;
+    // a csv/txt file (multipart) or a text body; UTF-8 or, when not valid UTF-8, GBK (Excel's csv)
+    const file = (req as { bqpFiles?: { data: Buffer }[] }).bqpFiles?.[0]?.data;
+    const bytes = file ?? (Buffer.isBuffer(call.rawBody) ? call.rawBody : null);
+    const text = typeof call.rawBody === 'string' && !file ? call.rawBody : bytes ? decodeText(bytes, file ? null : call.charset) : null;
     if (text === null) throw new DomainError('VALIDATION', 'batchAdd needs a table (text) or {list:[…]}');
     return parseTable(text, param('title'));
   }
@@ -433,7 +466,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       else throw new BqpFail(E.PARAM, '缺少参数`ac`', 'require param `ac`');
       if (ac.length > 100) throw new BqpFail(E.PARAM, '接口不支持', 'Bad request - ac too long');
 
-      const call: Call = { ac, url: callUrl, body, rawBody, method: req.method };
+      const call: Call = { ac, url: callUrl, body, rawBody, method: req.method, charset: charsetOf(req) };
       const w = await who(req, call);
       logUser = w.session?.uid ?? null;
       const r = await dispatch(req, reply, call, w, null);
@@ -461,7 +494,8 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
           t: Date.now() - started,
           retval: (reply as { bqpRet?: number }).bqpRet ?? retCode,
           req: redact(url, req.body),
-          res: text,
+          // session tokens (login, reg, chpwd) and debug codes are not kept in the call log
+          res: ac === 'login' || ac === 'reg' || ac === 'chpwd' || ac === 'genCode' ? text.replace(/"(_token|code)":"[^"]*"/g, '"$1":"***"') : text,
           reqsz: Number(header(req, 'content-length') ?? 0) + req.url.length,
           ressz: Buffer.byteLength(text),
           ver: str(url._ver),
@@ -477,7 +511,55 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
   app.route({ method: [...methods], url: '/:call/:a/:b', handler: (req, reply) => handle(req, reply, (req.params as { call: string }).call, [(req.params as { a: string }).a, (req.params as { b: string }).b]) });
 }
 
-const SECRET_KEY = /pwd|passw|secret|token|_sign/i;
+// --- charsets -----------------------------------------------------------------------------------
+
+function charsetOf(req: FastifyRequest): string | null {
+  const m = /;\s*charset\s*=\s*"?([\w.:-]+)"?/i.exec(header(req, 'content-type') ?? '');
+  return m ? m[1].toLowerCase() : null;
+}
+const isUtf8 = (cs: string | null | undefined): boolean => !cs || cs === 'utf-8' || cs === 'utf8';
+
+/** Text in the given charset; without one, UTF-8 when the bytes are valid UTF-8, else GB18030 (a superset of GBK). */
+function decodeText(b: Buffer, cs: string | null | undefined): string {
+  if (cs && !isUtf8(cs)) {
+    if (!iconv.encodingExists(cs)) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `unsupported charset ${cs}`);
+    return iconv.decode(b, cs);
+  }
+  if (cs) return b.toString('utf8');
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(b);
+  } catch {
+    return iconv.decode(b, 'gb18030');
+  }
+}
+
+/** An urlencoded body whose %XX bytes (and raw bytes) are text in `cs`: like fast-querystring, repeated keys make arrays. */
+function parseFormIn(body: Buffer, cs: string): Record<string, string | string[]> {
+  const text = body.toString('latin1');
+  const dec = (s: string): string => {
+    const bytes: number[] = [];
+    for (let i = 0; i < s.length; i++) {
+      const c = s[i];
+      if (c === '%' && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
+        bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+        i += 2;
+      } else bytes.push(c === '+' ? 0x20 : c.charCodeAt(0) & 0xff);
+    }
+    return iconv.decode(Buffer.from(bytes), cs);
+  };
+  const out: Record<string, string | string[]> = Object.create(null);
+  for (const part of text.split('&')) {
+    if (!part) continue;
+    const i = part.indexOf('=');
+    const k = dec(i < 0 ? part : part.slice(0, i));
+    const v = i < 0 ? '' : dec(part.slice(i + 1));
+    const old = out[k];
+    out[k] = old === undefined ? v : Array.isArray(old) ? [...old, v] : [old, v];
+  }
+  return out;
+}
+
+const SECRET_KEY = /pwd|passw|secret|token|_sign|^code$/i;
 
 function redact(url: PObj, body: unknown): string {
   const clean = (o: unknown): unknown => (isObj(o) ? Object.fromEntries(Object.entries(o).map(([k, v]) => [k, SECRET_KEY.test(k) ? '***' : v])) : Buffer.isBuffer(o) ? `(${o.length} bytes)` : o);

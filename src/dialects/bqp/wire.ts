@@ -8,6 +8,7 @@ import type { FastifyReply } from 'fastify';
 import iconv from 'iconv-lite';
 import type { ErrorCode } from '../../core/errors.js';
 import type { QueryResult } from '../../services/objects/index.js';
+import { rowsToObjects } from '../../services/objects/post.js';
 
 export const E = { ABORT: -100, AUTHFAIL: -1, OK: 0, PARAM: 1, NOAUTH: 2, DB: 3, SERVER: 4, FORBIDDEN: 5 } as const;
 
@@ -132,9 +133,32 @@ export interface Envelope {
   jsonp: string | undefined;
 }
 
+const xmlEsc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '');
+const XML_NAME = /^(?!xml)[\p{L}_][\p{L}\p{N}_.-]*$/iu;
+
+/**
+ * A JSON value as XML content: objects are elements named by their keys (a key that is not an XML
+ * name becomes `<item key="…">`), arrays repeat `<item>`, null is an empty element.
+ */
+export function toXml(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (Array.isArray(v)) return v.map((x) => `<item>${toXml(x)}</item>`).join('');
+  if (typeof v === 'object') {
+    return Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => (XML_NAME.test(k) ? `<${k}>${toXml(x)}</${k}>` : `<item key="${xmlEsc(k)}">${toXml(x)}</item>`))
+      .join('');
+  }
+  return xmlEsc(String(v));
+}
+
 export function envelopeText(env: Envelope, code: number, data: unknown, internal: unknown = null): string {
   let body: string;
   const raw = env.raw ?? (env.retfn === 'raw' ? '1' : undefined);
+  if (env.retfn === 'xml') {
+    // retfn=xml: <ret><code>0</code><data>…</data></ret>; failures like retfn=obj: code, message, debug
+    body = code === 0 ? `<ret><code>0</code><data>${toXml(data)}</data></ret>` : `<ret><code>${code}</code><message>${toXml(data)}</message><debug>${toXml(internal)}</debug></ret>`;
+    return body + '\n';
+  }
   if (env.retfn === 'obj') {
     body = JSON.stringify(code === 0 ? { code, data } : { code, message: data, debug: internal });
   } else if (raw === '1' && code === 0) {
@@ -151,13 +175,10 @@ export function envelopeText(env: Envelope, code: number, data: unknown, interna
 // ---------------------------------------------------------------------------------------------
 // query formats
 
-export function rowsToObjects(r: QueryResult): Record<string, unknown>[] {
-  return r.rows.map((row) => Object.fromEntries(r.cols.map((c, i) => [c, row[i]])));
-}
 
 /** Shapes a query result for the JSON formats; returns undefined for the export formats. */
 export function shapeQuery(r: QueryResult, fmt: string): { ok: true; data: unknown } | { ok: false; internal: string; message: string } | undefined {
-  const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}) });
+  const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}), ...(r.stat !== undefined ? { stat: r.stat } : {}) });
   if (fmt === '') return { ok: true, data: { h: r.rows.length ? r.cols : [], d: r.rows, ...paging() } };
   if (fmt === 'list') return { ok: true, data: { list: rowsToObjects(r), ...paging() } };
   if (fmt === 'array') return { ok: true, data: rowsToObjects(r) };

@@ -312,3 +312,77 @@ export async function batchAdd(x: Exec, def: ObjectDef, caller: Caller, rows: Re
   for (const r of rows) idList.push(await addObj(x, def, caller, r, opts));
   return { cnt: idList.length, idList };
 }
+
+/** A copy of one stored row: readonly fields take the role's defaults, passwords are not copied. */
+async function copyRow(x: Exec, def: ObjectDef, acl: Acl, caller: Caller, src: Record<string, unknown>, fk: [string, number] | null): Promise<{ id: number; values: Record<string, unknown> }> {
+  const values: Record<string, unknown> = {};
+  for (const name of def.order) {
+    if (name === 'id' || def.passwords.has(name)) continue;
+    const readonly = def.readonly.has(name) || acl.readonly.has(name);
+    values[name] = readonly && name in acl.defaults ? resolveDefault(acl.defaults[name], caller, x.now) : (src[name] ?? null);
+  }
+  if (fk) values[fk[0]] = fk[1];
+  if (!Object.keys(values).length) bad(`${def.name} has no field to copy`);
+  const row = await x.db.insertInto(def.table).values(values).returning('id').executeTakeFirstOrThrow();
+  return { id: Number((row as { id: number }).id), values };
+}
+
+/**
+ * `Obj.dup(id=100[,101…])`: copies each row the caller can see, and the rows of its list sub-tables
+ * (not `wantOne` ones, not the status log: the copy gets its own first log entry). All or nothing:
+ * an id the caller cannot see, or a sub-table the caller may not add to, fails the whole call.
+ */
+export async function dupObj(x: Exec, def: ObjectDef, caller: Caller, ids: number[]): Promise<number[]> {
+  const acl = requireOp(def, caller, 'dup');
+  if (!ids.length || ids.length > 100) bad('dup needs 1 to 100 ids');
+  const subs = [...def.subobj.values()].filter((s) => !s.wantOne && !(def.statusLog && def.statusLog.obj === s.obj && def.statusLog.fk === s.fk));
+  const subAcls = subs.map((s) => {
+    const child = x.schema.objects.get(s.obj)!;
+    return { s, child, acl: requireOp(child, caller, 'add') };
+  });
+  const out: number[] = [];
+  for (const id of ids) {
+    const src = (await sql<Record<string, unknown>>`select * from ${sql.table(def.table)} where ${sql.join([sql`${sql.ref('id')} = ${id}`, ...filterSql(def, acl, caller, '')], sql` and `)}`.execute(x.db)).rows[0];
+    if (!src) bad(`not found \`${def.name}.id\`=\`${id}\``);
+    const copy = await copyRow(x, def, acl, caller, src, null);
+    for (const { s, child, acl: cacl } of subAcls) {
+      const rows = (await sql<Record<string, unknown>>`select * from ${sql.table(child.table)} where ${sql.join([sql`${sql.ref(s.fk)} = ${id}`, ...filterSql(child, cacl, caller, '')], sql` and `)} order by ${sql.ref('id')}`.execute(x.db)).rows;
+      if (rows.length > 1000) bad(`\`${s.name}\` has more than 1000 rows to copy`);
+      for (const r of rows) await copyRow(x, child, cacl, caller, r, [s.fk, copy.id]);
+    }
+    if (def.statusLog && copy.values[def.statusLog.field] != null) await writeStatusLog(x, def, caller, copy.id, copy.values[def.statusLog.field]);
+    out.push(copy.id);
+  }
+  return out;
+}
+
+export const BATCH_OP_MAX = 10000;
+
+/**
+ * `batchSet` / `batchDel`: the ids the caller's role filter and `cond` select, then one `set` / `del`
+ * per row, so per-row rules run (readonly, required, enums, status log). All or nothing: the first
+ * failing row fails the call (the caller's transaction rolls back) with its id in the message.
+ */
+export async function batchOp(x: Exec, def: ObjectDef, caller: Caller, op: 'batchSet' | 'batchDel', cond: Node | null, body: Record<string, unknown>, submode = 'patch'): Promise<number> {
+  const acl = requireOp(def, caller, op);
+  requireOp(def, caller, op === 'batchSet' ? 'set' : 'del');
+  if (!cond) bad(`${op} requires condition`);
+  if (op === 'batchSet' && !Object.keys(body).some((k) => !isReserved(k) && k !== 'id')) bad('no field to set');
+  const scope = new ObjScope(x.schema, def, x.dialect);
+  const where = [...filterSql(def, acl, caller), new Compiler(scopeFor(scope, new Map(), false, 'cond')).bool(cond!).sql];
+  const ids = (await sql<{ id: number }>`select ${sql.ref('t0.id')} as ${sql.id('id')} from ${sql.table(def.table)} as ${sql.id('t0')} ${scope.joinSql()} where ${sql.join(where, sql` and `)} order by ${sql.ref('t0.id')} limit ${BATCH_OP_MAX + 1}`.execute(x.db)).rows.map((r) => Number(r.id));
+  if (ids.length > BATCH_OP_MAX) bad(`${op} works on at most ${BATCH_OP_MAX} rows; narrow cond or use ${op === 'batchSet' ? 'setIf' : 'delIf'}`);
+  for (const id of ids) {
+    try {
+      if (op === 'batchSet') await setObj(x, def, caller, id, body, submode);
+      else await delObj(x, def, caller, id, false);
+    } catch (e) {
+      if (e instanceof DomainError) {
+        const um = typeof e.details?.userMessage === 'string' ? e.details.userMessage : e.message;
+        throw new DomainError(e.code, `batch failed at id=${id}: ${e.message}`, { details: { userMessage: `批量处理失败, id=${id}: ${um}` }, cause: e });
+      }
+      throw e;
+    }
+  }
+  return ids.length;
+}

@@ -395,6 +395,8 @@ export class Compiler {
 
   private lit(v: Lit, want: VType | null): Compiled {
     if (v === null) return { sql: sql`null`, type: { k: 'null' }, agg: false };
+    // PostgreSQL refuses NUL in text; refused on both engines alike
+    if (typeof v === 'string' && v.includes('\0')) bad(`a NUL character in ${this.s.what}`);
     if (typeof v === 'boolean') return { sql: sql.lit(v ? 1 : 0), type: { k: 'num', scale: 0, real: false }, agg: false };
     if (want?.k === 'num') {
       if (want.real) {

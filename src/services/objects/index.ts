@@ -10,10 +10,11 @@ import type { Ctx } from '../../core/context.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { login as developerLogin, logout as developerLogout } from '../../services/accounts/index.js';
-import { addObj, batchAdd, delIf, delObj, setIf, setObj, timeText, type Exec } from './crud.js';
+import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, setIf, setObj, timeText, type Exec } from './crud.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { aclFor, condTree, deny, fetchRows, intParam, runQuery, setReader, type Caller, type QueryResult } from './query.js';
+import { aclFor, andAll, condTree, deny, fetchRows, intParam, qsearchTree, runQuery, setReader, splitCols, type Caller, type QueryResult } from './query.js';
+import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
 
@@ -164,6 +165,14 @@ export class ObjectsService {
         return data(await delIf(x, def, caller, p.cond));
       case 'batchAdd':
         return data(await batchAdd(x, def, caller, p.rows ?? [], { uniKey: p.param('uniKey'), uniKeyMode: p.param('uniKeyMode') }));
+      case 'dup': {
+        const v = p.param('id');
+        if (v === undefined) throw new DomainError('VALIDATION', '缺少参数`id`');
+        return data(await dupObj(x, def, caller, v.split(',').map((s) => intParam(s, 'id'))));
+      }
+      case 'batchSet':
+      case 'batchDel':
+        return data(await batchOp(x, def, caller, op, p.cond, p.body, p.param('submode') ?? 'patch'));
       case 'query': {
         const fmt = p.param('fmt') ?? '';
         const num = (n: string) => {
@@ -172,18 +181,25 @@ export class ObjectsService {
         };
         let pagesz = num('pagesz') ?? num('rows');
         if (fmt === 'one' || fmt === 'one?') pagesz = 1;
-        else if (pagesz === null && /^(array|hash|multihash)/.test(fmt)) pagesz = -1;
-        const result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
+        else if (pagesz === null && /^(array|hash|multihash|tree)/.test(fmt)) pagesz = -1;
+        const qs = p.param('qsearch');
+        const cond = andAll([p.cond, qs === undefined ? null : qsearchTree(qs)]);
+        const tmField = p.param('tmField');
+        let result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
           res: p.param('res'),
           gres: p.param('gres'),
-          cond: p.cond,
+          cond,
           gcond: p.gcond,
           orderby: p.param('orderby'),
           pagesz: pagesz ?? undefined,
           pagekey: num('pagekey'),
           page: num('page'),
           subRes: p.subRes,
+          distinct: p.param('distinct') === '1',
+          tmField,
         });
+        result = await this.postProcess(x, def, caller, p, result, { cond, tmField, fmt });
+        if (fmt === 'tree') return data(makeTree(rowsToObjects(result), p.param('treeFields')));
         return { kind: 'query', result, fmt };
       }
       default:
@@ -242,6 +258,29 @@ export class ObjectsService {
     return { cols, rows: rows.map((row) => Object.fromEntries(cols.map((c, i) => [c, row[i]]))), next: nextkey === undefined ? null : String(nextkey), total: total ?? null };
   }
 
+  /** hiddenFields / gresHidden, pivot, statRes, sumFields — in the reference's order. */
+  private async postProcess(x: Exec, def: ObjectDef, caller: Caller, p: ObjParams, r: QueryResult, o: { cond: import('./expr.js').Node | null; tmField?: string; fmt: string }): Promise<QueryResult> {
+    const hide: string[] = [];
+    const hf = p.param('hiddenFields');
+    if (hf !== undefined && hf !== '0') hide.push(...hf.split(',').map((s) => s.trim()).filter(Boolean));
+    const gres = p.param('gres');
+    if (gres && p.param('gresHidden') === '1') hide.push(...r.cols.slice(0, splitCols(gres).length));
+    if (hide.length) r = dropColumns(r, hide);
+    const pv = p.param('pivot');
+    if (pv) {
+      const cnt = p.param('pivotCnt');
+      r = pivot(r, pv, cnt === undefined ? 1 : intParam(cnt, 'pivotCnt'), p.param('pivotSumField'));
+    }
+    const statRes = p.param('statRes');
+    if (statRes && (o.fmt === '' || o.fmt === 'list')) {
+      const s = await runQuery(x.db, this.schema, x.dialect, def, caller, { res: statRes, cond: o.cond, pagesz: 1, aggOnly: true, tmField: o.tmField });
+      r = { ...r, stat: Object.fromEntries(s.cols.map((c, i) => [c, s.rows[0]?.[i] ?? null])) };
+    }
+    const sf = p.param('sumFields');
+    if (sf && !pv) r = sumRow(r, sf);
+    return r;
+  }
+
   // --- sessions --------------------------------------------------------------------------------
 
   async login(app: AppType, uname: string | undefined, pwd: string | undefined): Promise<{ token: string; expires: number; session: SessionData; info: Record<string, unknown> }> {
@@ -272,13 +311,26 @@ export class ObjectsService {
       const r = await runQuery(this.ctx.db.kysely as unknown as Kysely<any>, this.schema, this.ctx.db.dialect, def, { role: 'admin', loggedIn: true, vars: {} }, { op: 'get', res: '*', cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1 });
       info = Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0]?.[i]]));
     }
+    const token = await this.openSession(session);
+    return { token, expires: SESSION_MS / 1000, session, info };
+  }
+
+  /** A new login session; returns its token (the `{app}id` cookie). */
+  async openSession(session: SessionData, db: Kysely<any> = this.ctx.db.kysely as unknown as Kysely<any>): Promise<string> {
     const token = randomToken(24);
     const now = this.ctx.clock.now();
-    await this.ctx.db.kysely
+    await db
       .insertInto('bqp_sessions')
-      .values({ id: sha256hex(token), app, data: JSON.stringify(session), created_at: now, expires_at: now + SESSION_MS })
+      .values({ id: sha256hex(token), app: session.app, data: JSON.stringify(session), created_at: now, expires_at: now + SESSION_MS })
       .execute();
-    return { token, expires: SESSION_MS / 1000, session, info };
+    return token;
+  }
+
+  /** Ends every session of one user / employee (after a password change). */
+  async closeSessionsOf(app: AppType, id: number, db: Kysely<any> = this.ctx.db.kysely as unknown as Kysely<any>): Promise<void> {
+    // session data is written by openSession with a fixed key order: {"app":…,"uid":N} / {"app":…,"empId":N,…}
+    const data = app === 'emp' ? sql`${sql.ref('data')} like ${`{"app":"emp","empId":${id},%`}` : sql`${sql.ref('data')} = ${JSON.stringify({ app, uid: id })}`;
+    await sql`delete from ${sql.table('bqp_sessions')} where ${sql.ref('app')} = ${app} and ${data}`.execute(db);
   }
 
   async session(app: AppType, token: string | undefined): Promise<SessionData | null> {

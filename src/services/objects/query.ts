@@ -5,7 +5,7 @@
 import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
-import type { Acl, FieldDef, ObjectDef, Role, Schema, SubobjDef } from './schema.js';
+import { STD_OPS, type Acl, type FieldDef, type ObjectDef, type Role, type Schema, type SubobjDef } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -87,7 +87,7 @@ export function splitCols(s: string): string[] {
 }
 
 export function aclFor(def: ObjectDef, c: Caller): Acl | null {
-  if (c.role === 'admin') return def.acl.admin ?? { ops: new Set(['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd']), filter: [], readonly: new Set(), defaults: {} };
+  if (c.role === 'admin') return def.acl.admin ?? { ops: new Set(STD_OPS), filter: [], readonly: new Set(), defaults: {} };
   return def.acl[c.role] ?? def.acl.guest ?? null;
 }
 
@@ -147,13 +147,60 @@ export interface SubCol {
   one: boolean;
 }
 
+/** Time buckets (bqp.md §1.5): year, quarter, month, week, day of month, weekday (Mon=1), hour. */
+export const TIME_BUCKETS = ['y', 'q', 'm', 'w', 'd', 'wd', 'h'] as const;
+
+/**
+ * The SQL of one time bucket over a date/datetime column stored as 'YYYY-MM-DD[ HH:MM:SS]' text.
+ * PostgreSQL's constants are inlined numbers (sql.lit), never bound, so the same expression in SELECT
+ * and GROUP BY is textually equal (PostgreSQL compares them so). `w` is MySQL week mode 5 / strftime %W: weeks start
+ * on Monday, the days before the year's first Monday are week 0.
+ */
+function bucketSql(name: string, f: RawBuilder<unknown>, dialect: Dialect): RawBuilder<unknown> {
+  const part = (from: number, len: number) => sql`cast(substr(${f}, ${sql.lit(from)}, ${sql.lit(len)}) as integer)`;
+  const pg = dialect === 'postgres';
+  const isodow = sql`cast(extract(isodow from cast(${f} as date)) as integer)`;
+  switch (name) {
+    case 'y':
+      return part(1, 4);
+    case 'q':
+      return sql`((${part(6, 2)} + ${sql.lit(2)}) / ${sql.lit(3)})`;
+    case 'm':
+      return part(6, 2);
+    case 'd':
+      return part(9, 2);
+    case 'h':
+      return part(12, 2);
+    case 'wd':
+      // SQLite's format strings are bound (SQLite does not compare GROUP BY expressions textually)
+      return pg ? isodow : sql`(((cast(strftime(${'%w'}, ${f}) as integer) + ${sql.lit(6)}) % ${sql.lit(7)}) + ${sql.lit(1)})`;
+    default:
+      return pg ? sql`((cast(extract(doy from cast(${f} as date)) as integer) + ${sql.lit(7)} - ${isodow}) / ${sql.lit(7)})` : sql`cast(strftime(${'%W'}, ${f}) as integer)`;
+  }
+}
+
 export class ObjScope {
   joins = new Set<string>();
+  /** the column time buckets are computed from (object's tmField or the request's) */
+  private tm: { sql: RawBuilder<unknown>; date: 'date' | 'datetime' } | null = null;
   constructor(
     readonly schema: Schema,
     readonly def: ObjectDef,
     readonly dialect: Dialect,
-  ) {}
+    tmField: string | null = def.tmField,
+  ) {
+    if (tmField) {
+      const r = this.column(tmField);
+      if (!r || r.type.k !== 'text' || !r.type.date) bad(`tmField \`${tmField}\` must be a date or datetime field`);
+      this.tm = { sql: r!.sql, date: (r!.type as { date: 'date' | 'datetime' }).date };
+    }
+  }
+
+  private bucket(name: string): Resolved | null {
+    if (!this.tm || !(TIME_BUCKETS as readonly string[]).includes(name)) return null;
+    if (name === 'h' && this.tm.date === 'date') return null;
+    return { sql: bucketSql(name, this.tm.sql, this.dialect), type: { k: 'num', scale: 0, real: false } };
+  }
 
   /** A declared field or virtual field; hidden fields do not exist for clients. */
   column(name: string): Resolved | null {
@@ -172,7 +219,7 @@ export class ObjScope {
       this.joins.add(v.join);
       return { sql: sql.ref(`${v.join}.${v.field}`), type: fieldType(v.def) };
     }
-    return null;
+    return this.bucket(name);
   }
 
   canonical(name: string): string {
@@ -391,6 +438,12 @@ export interface QueryInput {
   fkCol?: string;
   /** no paging at all (sub-table fetches, fmt=array exports of internal callers) */
   unpaged?: boolean;
+  /** SELECT DISTINCT (offset paging; order by result columns only) */
+  distinct?: boolean;
+  /** the date field of the time buckets, instead of the object's tmField */
+  tmField?: string;
+  /** every res item must be an aggregate (statRes) */
+  aggOnly?: boolean;
 }
 
 export interface QueryResult {
@@ -398,6 +451,8 @@ export interface QueryResult {
   rows: unknown[][];
   nextkey?: number;
   total?: number;
+  /** statRes: aggregates over every row the cond selects */
+  stat?: Record<string, unknown>;
 }
 
 const ORDER_RE = /^\s*(?:(\w+)\.)?([\p{L}\p{N}_]+|"[^"]+")(?:\s+(asc|desc))?\s*$/iu;
@@ -475,7 +530,8 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
 
 function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: ObjectDef, caller: Caller, q: QueryInput): Plan {
   const acl = requireOp(def, caller, q.op ?? 'query');
-  const scope = new ObjScope(schema, def, dialect);
+  const scope = new ObjScope(schema, def, dialect, q.tmField ?? def.tmField);
+  const distinct = !!q.distinct;
 
   // gres, res
   const group: OutCol[] = q.gres ? splitCols(q.gres).map((x) => parseItem(scope, x, 'gres')) : [];
@@ -505,6 +561,8 @@ function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: Objec
   }
   if (q.fkCol) cols.push({ name: '_fk', sql: sql.ref(`t0.${q.fkCol}`), type: { k: 'num', scale: 0, real: false }, agg: false });
   const aggregate = group.length > 0 || cols.some((c) => c.agg);
+  if (q.aggOnly && cols.some((c) => !c.agg)) bad('statRes accepts aggregates only (e.g. `count(*) cnt, sum(amount) total`)');
+  if (distinct && subs.length) bad('distinct cannot be used with sub-tables');
   if (aggregate) {
     for (const c of cols.slice(group.length)) {
       if (!c.agg && c.sql && !group.some((g) => g.src === c.src)) bad(`\`${c.name}\` must be listed in gres when res has aggregates`);
@@ -544,15 +602,18 @@ function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: Objec
       let expr: RawBuilder<unknown>;
       if (a && a.sql) expr = sql.ref(`c${selIndex.get(a)}`);
       else {
-        if (aggregate) bad(`orderby \`${name}\` must be a column of the result in an aggregate query`);
+        if (aggregate || distinct) bad(`orderby \`${name}\` must be a column of the result in ${distinct ? 'a distinct' : 'an aggregate'} query`);
         const r = quoted ? null : scope.column(name);
         if (!r) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${name}\` in orderby`);
         expr = r.sql;
       }
-      if (i === 0 && !aggregate && scope.canonical(name) === 'id' && (!a || a.name === 'id')) keyset = dir;
+      if (i === 0 && !aggregate && !distinct && scope.canonical(name) === 'id' && (!a || a.name === 'id')) keyset = dir;
       const nulls = dialect === 'postgres' ? (dir === 'asc' ? sql.raw(' nulls first') : sql.raw(' nulls last')) : sql.raw('');
       order.push(sql`${expr} ${sql.raw(dir)}${nulls}`);
     });
+  } else if (distinct) {
+    // a stable order for offset paging: every result column, left to right
+    selected.forEach((_c, i) => order.push(sql`${sql.ref(`c${i}`)} asc`));
   } else if (!aggregate) {
     order.push(sql`${sql.ref('t0.id')} asc`);
     keyset = 'asc';
@@ -591,22 +652,25 @@ function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: Objec
   const groupSql = group.length ? sql`group by ${sql.join(group.map((g) => g.sql!))}` : sql``;
   const havingSql = having ? sql`having ${having}` : sql``;
   const selectList = selected.map((c, i) => sql`${c.sql} as ${sql.id(`c${i}`)}`);
-  const needKey = !aggregate;
+  const needKey = !aggregate && !distinct;
   if (needKey) selectList.push(sql`${sql.ref('t0.id')} as ${sql.id('_k')}`);
   if (!selectList.length) bad('res selects no columns');
   const joins = scope.joinSql();
   const from = sql`from ${sql.table(def.table)} as ${sql.id('t0')} ${joins}`;
   const orderSql = order.length ? sql`order by ${sql.join(order)}` : sql``;
   const limitSql = limit === null ? sql`` : offset ? sql`limit ${limit} offset ${offset}` : sql`limit ${limit}`;
-  const main = sql`select ${sql.join(selectList)} ${from} ${whereSql} ${groupSql} ${havingSql} ${orderSql} ${limitSql}`;
+  const selectKw = distinct ? sql`select distinct` : sql`select`;
+  const main = sql`${selectKw} ${sql.join(selectList)} ${from} ${whereSql} ${groupSql} ${havingSql} ${orderSql} ${limitSql}`;
   const convs = selected.map((c) => c.type);
   const shape: { src: number | null; col: OutCol }[] = cols.map((c) => ({ src: selIndex.has(c) ? selIndex.get(c)! : null, col: c }));
   let total: RawBuilder<unknown> | null = null;
   if (wantTotal) {
     const cw = where.length ? sql`where ${sql.join(where, sql` and `)}` : sql``;
-    total = aggregate
-      ? sql`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
-      : sql`select count(*) as ${sql.id('n')} ${from} ${cw}`;
+    total = distinct
+      ? sql`select count(*) as ${sql.id('n')} from (select distinct ${sql.join(selectList)} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
+      : aggregate
+        ? sql`select count(*) as ${sql.id('n')} from (select 1 as ${sql.id('x')} ${from} ${cw} ${groupSql} ${havingSql}) as ${sql.id('_t')}`
+        : sql`select count(*) as ${sql.id('n')} ${from} ${cw}`;
   }
   return { main: main.compile(db), total: total ? total.compile(db) : null, shape, convs, subs, nextMode, limit, pageNo };
 }
@@ -642,3 +706,42 @@ export function intParam(v: unknown, name: string): number {
 
 export { decToInt };
 export type { Compiled };
+
+/**
+ * `qsearch=f1,f2*,f3!:term1 term2` (bqp.md §1.5): every term must match (AND), in any of the fields
+ * (OR). A term with `*` is a LIKE pattern as written; otherwise it is "contains", "starts with" for
+ * a field ending in `*`, "equals" for one ending in `!`. Fields resolve like cond fields.
+ */
+export function qsearchTree(qs: string): Node | null {
+  const i = qs.indexOf(':');
+  if (i <= 0) bad('bad qsearch format: `field1,field2:text`');
+  const fields = qs
+    .slice(0, i)
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
+  const terms = qs
+    .slice(i + 1)
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  if (!terms.length) return null;
+  if (!fields.length || fields.length > 20) bad('qsearch needs 1 to 20 fields');
+  if (terms.length > 10) bad('qsearch accepts at most 10 terms');
+  const parsed = fields.map((f) => {
+    const mode = f.endsWith('*') ? '*' : f.endsWith('!') ? '!' : '';
+    const name = mode ? f.slice(0, -1) : f;
+    if (!/^[\p{L}_][\p{L}\p{N}_]*$/u.test(name)) bad(`bad field name \`${f}\` in qsearch`);
+    return { name, mode };
+  });
+  const perTerm = terms.map((t) => {
+    if (t.length > 200) bad('qsearch term is too long');
+    const ors = parsed.map(({ name, mode }): Node => {
+      if (t.includes('*')) return { k: 'like', a: col(name), b: lit(t.replace(/\*/g, '%')), neg: false };
+      if (mode === '!') return { k: 'cmp', op: '=', a: col(name), b: lit(t) };
+      return { k: 'like', a: col(name), b: lit(mode === '*' ? `${t}%` : `%${t}%`), neg: false };
+    });
+    return ors.reduce((a, b) => ({ k: 'or', a, b }));
+  });
+  return andAll(perTerm);
+}

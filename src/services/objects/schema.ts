@@ -9,7 +9,7 @@ import { parse as parseYaml } from 'yaml';
 export type FieldType = 'id' | 'int' | 'dec' | 'real' | 'text' | 'datetime' | 'date' | 'flag';
 export const ROLES = ['guest', 'user', 'employee', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
-export const STD_OPS = ['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd'] as const;
+export const STD_OPS = ['add', 'get', 'set', 'del', 'query', 'setIf', 'delIf', 'batchAdd', 'dup', 'batchSet', 'batchDel'] as const;
 export type Op = (typeof STD_OPS)[number];
 /** Session variables a row filter or a default may name. */
 export const SESSION_VARS = ['uid', 'empId', 'adminId'] as const;
@@ -80,6 +80,8 @@ export interface ObjectDef {
   statusLog: StatusLogDef | null;
   acl: Partial<Record<Role, Acl>>;
   maxPageSz: number;
+  /** the date/datetime field the time buckets y q m w d wd h are computed from (`tmField=` overrides) */
+  tmField: string | null;
 }
 
 export interface AuthDef {
@@ -88,9 +90,20 @@ export interface AuthDef {
   allowedAc: string[];
 }
 
+/** The built-in user actions `reg`, `genCode` and code logins (bqp.md §1.11). */
+export interface LoginDef {
+  /** `reg` creates users (open registration) */
+  reg: boolean;
+  /** `genCode(debug=1)` answers the code itself (development and tests only) */
+  codeDebug: boolean;
+  /** genCode POSTs {phone, code, type} here (your SMS gateway); null: codes are not sent anywhere */
+  smsWebhook: string | null;
+}
+
 export interface Schema {
   objects: Map<string, ObjectDef>;
   auth: { basic: AuthDef | null; sign: AuthDef | null };
+  login: LoginDef;
   apiLog: string | null;
   maxPageSz: number;
   source: string;
@@ -175,6 +188,13 @@ function parseAuth(v: unknown, what: string): AuthDef | null {
   return { role, session, allowedAc: asList(o.allowedAc ?? ['*'], `${what}.allowedAc`) };
 }
 
+function parseLogin(v: unknown): LoginDef {
+  const o = asObj(v, 'login');
+  const hook = o.smsWebhook ?? null;
+  if (hook !== null && (typeof hook !== 'string' || !/^https?:\/\/\S+$/.test(hook))) throw new SchemaError('login.smsWebhook must be an http(s) URL');
+  return { reg: !!o.reg, codeDebug: !!o.codeDebug, smsWebhook: hook };
+}
+
 export function parseSchema(raw: unknown, source = '(inline)'): Schema {
   const root = asObj(raw, 'schema');
   const maxPageSz = Number(root.maxPageSz ?? 1000);
@@ -190,6 +210,7 @@ export function parseSchema(raw: unknown, source = '(inline)'): Schema {
     apiLog: root.apiLog ?? null,
     maxPageSz,
     source,
+    login: parseLogin(root.login),
   };
   // cross-object references
   for (const o of objects.values()) {
@@ -295,6 +316,8 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
   const passwords = names('password');
   // a password field holds a scrypt hash (about 100 characters), whatever length its name suggests
   for (const f of passwords) fields.set(f, { ...fields.get(f)!, type: 'text', len: 0 });
+  const tmField = o.tmField === undefined || o.tmField === null ? null : String(o.tmField);
+  if (tmField !== null && !['datetime', 'date'].includes(fields.get(tmField)?.type ?? '')) throw new SchemaError(`${name}.tmField: ${tmField} is not a date or datetime field`);
   const table = String(o.table ?? `bqp_${name}`);
   if (!NAME_RE.test(table)) throw new SchemaError(`${name}.table: bad table name ${JSON.stringify(table)}`);
   const mp = Number(o.maxPageSz ?? maxPageSz);
@@ -314,6 +337,7 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
     statusLog,
     acl,
     maxPageSz: Number.isInteger(mp) && mp > 0 ? Math.min(mp, 10000) : maxPageSz,
+    tmField,
   };
 }
 

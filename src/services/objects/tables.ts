@@ -25,10 +25,23 @@ export interface BqpFileTable {
   created_at: number;
 }
 
+/** genCode: one pending verification code per (app type, phone). */
+export interface BqpCodeTable {
+  /** sha256 of `${app}:${phone}` */
+  id: string;
+  /** sha256 of the code */
+  code_hash: string;
+  created_at: number;
+  expires_at: number;
+  /** wrong guesses so far (5 ends the code) */
+  tries: number;
+}
+
 declare module '../../core/db/schema.js' {
   interface DB {
     bqp_sessions: BqpSessionTable;
     bqp_files: BqpFileTable;
+    bqp_codes: BqpCodeTable;
   }
 }
 
@@ -54,5 +67,16 @@ defineMigration('0501_bqp_files', async (db, d) => {
     .addColumn('org_pic_id', d.big)
     .addColumn('created_by', 'text')
     .addColumn('created_at', d.big, (c) => c.notNull())
+    .execute();
+});
+
+defineMigration('0502_bqp_codes', async (db, d) => {
+  await db.schema
+    .createTable('bqp_codes')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('code_hash', 'text', (c) => c.notNull())
+    .addColumn('created_at', d.big, (c) => c.notNull())
+    .addColumn('expires_at', d.big, (c) => c.notNull())
+    .addColumn('tries', 'integer', (c) => c.notNull().defaultTo(0))
     .execute();
 });

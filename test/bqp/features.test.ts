@@ -1,0 +1,304 @@
+/**
+ * BQP operations and query options beyond §5 (research/bqp.md §1.4, §1.5, §1.9): dup, batchSet,
+ * batchDel, time buckets, qsearch, distinct, statRes, pivot, hiddenFields, sumFields, fmt=tree —
+ * each with the role filters applied (a user sees and changes only its own rows). Real server,
+ * SQLite by default, PostgreSQL with --pg.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import iconv from 'iconv-lite';
+import type { TestServer } from '../helpers.js';
+import { Client, startBqp, testSchemaFile } from './client.js';
+
+describe('BQP dup, batchSet, batchDel and query options', () => {
+  let s: TestServer;
+  let B: string;
+  let user: Client; // rtest
+  let other: Client; // a second user
+  let emp: Client;
+  const O: number[] = []; // orders added by the employee in 2020
+
+  before(async () => {
+    ({ s, B } = await startBqp({ config: { bqpSchema: testSchemaFile() } }));
+    user = new Client(B);
+    other = new Client(B);
+    emp = new Client(B);
+    assert.equal((await user.call('/login', { form: { uname: 'rtest', pwd: '1234' } }))[0], 0);
+    assert.equal((await other.call('/reg', { form: { uname: 'other', pwd: 'secret-2', name: '另一个' } }))[0], 0);
+    assert.equal((await emp.call('/login?_app=emp', { form: { uname: 'emp', pwd: '1234' } }))[0], 0);
+    const rows: [string, string, string, string][] = [
+      ['2020-01-05 10:00:00', '10', 'CR', '张三 退款'],
+      ['2020-01-06 09:00:00', '20.5', 'RE', '李四 退款'],
+      ['2020-03-31 23:00:00', '30', 'CR', '张五 洗车'],
+      ['2020-04-01 08:00:00', '40', 'CA', '王六 保养'],
+    ];
+    for (const [createTm, amount, status, dscr] of rows) {
+      const r = await emp.call('/Ordr.add?_app=emp', { form: { createTm, amount, status, dscr, userId: '999' } });
+      assert.equal(r[0], 0, JSON.stringify(r));
+      O.push(r[1]);
+    }
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('time buckets y q m w d wd h group and filter by the declared tmField', async () => {
+    const r = await emp.call('/Ordr.query?_app=emp&gres=y,q,m&res=count(*) cnt,sum(amount) total&cond=' + encodeURIComponent("createTm>='2020-1-1'") + '&orderby=m');
+    assert.equal(r[0], 0, JSON.stringify(r));
+    assert.deepEqual(r[1].h, ['y', 'q', 'm', 'cnt', 'total']);
+    assert.deepEqual(r[1].d, [
+      [2020, 1, 1, 2, '30.50'],
+      [2020, 1, 3, 1, '30.00'],
+      [2020, 2, 4, 1, '40.00'],
+    ]);
+    const days = await emp.call(`/Ordr.query?_app=emp&res=id,y,m,d,w,wd,h&cond=${encodeURIComponent(`id in (${O.join(',')})`)}&orderby=id`);
+    assert.deepEqual(
+      days[1].d.map((x: number[]) => x.slice(1)),
+      [
+        [2020, 1, 5, 0, 7, 10], // a Sunday before the year's first Monday: week 0
+        [2020, 1, 6, 1, 1, 9],
+        [2020, 3, 31, 13, 2, 23],
+        [2020, 4, 1, 13, 3, 8],
+      ],
+    );
+    // buckets in cond and gcond
+    const jan = await emp.call('/Ordr.query?_app=emp&res=id&cond=' + encodeURIComponent('y=2020 and m=1') + '&orderby=id');
+    assert.deepEqual(jan[1].d, [[O[0]], [O[1]]]);
+    const g = await emp.call('/Ordr.query?_app=emp&gres=y,m&res=count(*) n&gcond=n>1&cond=' + encodeURIComponent("createTm>='2020-1-1'"));
+    assert.deepEqual(g[1].d, [[2020, 1, 2]]);
+    // tmField= names another date field; a non-date one is refused
+    const logs = await emp.call('/OrderLog.query?_app=emp&tmField=tm&gres=y&res=count(*) n');
+    assert.equal(logs[0], 0, JSON.stringify(logs));
+    assert.equal((await emp.call('/Ordr.query?_app=emp&tmField=dscr&res=y'))[0], 1);
+    // without a tmField there are no buckets
+    assert.equal((await emp.call('/Store.query?_app=emp&res=y'))[0], 3);
+    // the user sees its own orders only, also when grouped
+    const mine = await user.call('/Ordr.query?gres=y&res=count(*) n');
+    assert.equal(mine[1].d.length, 1);
+    assert.equal(mine[1].d[0][1], 2); // the two demo orders of rtest
+  });
+
+  it('qsearch: terms AND-ed, fields OR-ed, * wildcard, field* prefix, field! exact', async () => {
+    const q = (qs: string, c = emp) => c.call(`/Ordr.query?_app=emp&res=id&orderby=id&qsearch=${encodeURIComponent(qs)}`);
+    assert.deepEqual((await q('dscr,cmt:张* 退款'))[1].d, [[O[0]]]);
+    assert.deepEqual((await q('dscr:退款'))[1].d, [[O[0]], [O[1]]]);
+    assert.deepEqual((await q('dscr*:李四'))[1].d, [[O[1]]]);
+    assert.deepEqual((await q('dscr*:退款'))[1].d, []);
+    assert.deepEqual((await q('status!:CA'))[1].d, [[O[3]]]);
+    assert.deepEqual((await q('dscr:'))[1].d.length > 4, true); // no term: no condition
+    // combined with cond (AND)
+    const both = await emp.call(`/Ordr.query?_app=emp&res=id&qsearch=${encodeURIComponent('dscr:退款')}&cond=${encodeURIComponent("status='RE'")}`);
+    assert.deepEqual(both[1].d, [[O[1]]]);
+    // unknown and hidden fields are unknown (3), a bad format is 1, injection is just text
+    assert.equal((await q('nope:x'))[0], 3);
+    assert.equal((await emp.call('/User.query?_app=emp&qsearch=pwd:a'))[0], 3);
+    assert.equal((await q('退款'))[0], 1);
+    assert.deepEqual((await q("dscr:' or 1=1 --"))[1].d, []);
+    // the user's row filter still applies
+    assert.deepEqual((await user.call(`/Ordr.query?res=id&qsearch=${encodeURIComponent('dscr:退款')}`))[1].d, []);
+  });
+
+  it('distinct=1: unique rows, offset paging and total over the distinct set, role filter applied', async () => {
+    const r = await emp.call(`/Ordr.query?_app=emp&res=status&distinct=1&pagekey=0&cond=${encodeURIComponent(`id in (${O.join(',')})`)}`);
+    assert.equal(r[0], 0, JSON.stringify(r));
+    assert.deepEqual(r[1].d, [['CA'], ['CR'], ['RE']]);
+    assert.equal(r[1].total, 3);
+    const p1 = await emp.call(`/Ordr.query?_app=emp&res=status&distinct=1&pagesz=2&orderby=status desc&cond=${encodeURIComponent(`id in (${O.join(',')})`)}`);
+    assert.deepEqual(p1[1].d, [['RE'], ['CR']]);
+    assert.equal(p1[1].nextkey, 2);
+    const p2 = await emp.call(`/Ordr.query?_app=emp&res=status&distinct=1&pagesz=2&pagekey=2&orderby=status desc&cond=${encodeURIComponent(`id in (${O.join(',')})`)}`);
+    assert.deepEqual(p2[1].d, [['CA']]);
+    // order by something not in the result, sub-tables: refused
+    assert.equal((await emp.call('/Ordr.query?_app=emp&res=status&distinct=1&orderby=id'))[0], 1);
+    assert.equal((await emp.call('/Ordr.query?_app=emp&res=status,orderLog&distinct=1'))[0], 1);
+    // hidden fields do not exist
+    assert.equal((await emp.call('/User.query?_app=emp&res=pwd&distinct=1'))[0], 3);
+    // a user sees the distinct values of its own rows only
+    const mine = await user.call('/Ordr.query?res=userId&distinct=1');
+    assert.equal(mine[1].d.length, 1);
+  });
+
+  it('statRes: aggregates over the whole filtered set beside one page; list has it, array not', async () => {
+    const cond = encodeURIComponent(`id in (${O.join(',')})`);
+    const r = await emp.call(`/Ordr.query?_app=emp&res=id,amount&pagesz=1&cond=${cond}&statRes=${encodeURIComponent('count(*) cnt, sum(amount) total, countif(status=\'CR\') cr')}`);
+    assert.equal(r[0], 0, JSON.stringify(r));
+    assert.equal(r[1].d.length, 1);
+    assert.deepEqual(r[1].stat, { cnt: 4, total: '100.50', cr: 2 });
+    const l = await emp.call(`/Ordr.query?_app=emp&res=id&fmt=list&cond=${cond}&statRes=count(*) n`);
+    assert.deepEqual(l[1].stat, { n: 4 });
+    const a = await emp.call(`/Ordr.query?_app=emp&res=id&fmt=array&cond=${cond}&statRes=count(*) n`);
+    assert.ok(Array.isArray(a[1]));
+    // only aggregates; hidden fields and functions outside the whitelist are refused
+    assert.equal((await emp.call('/Ordr.query?_app=emp&statRes=id'))[0], 1);
+    assert.equal((await emp.call('/User.query?_app=emp&statRes=count(pwd) n'))[0], 3);
+    assert.equal((await emp.call('/Ordr.query?_app=emp&statRes=database() x'))[0], 5);
+    // the user's stat counts its own orders only
+    const mine = await user.call('/Ordr.query?res=id&statRes=count(*) n');
+    assert.deepEqual(mine[1].stat, { n: 2 });
+  });
+
+  it('pivot (pivotCnt, pivotSumField), hiddenFields, gresHidden, sumFields', async () => {
+    const cond = encodeURIComponent(`id in (${O.join(',')})`);
+    const r = await emp.call(`/Ordr.query?_app=emp&gres=m,status&res=sum(amount) total&orderby=m&pivot=status&cond=${cond}`);
+    assert.equal(r[0], 0, JSON.stringify(r));
+    assert.deepEqual(r[1].h, ['m', 'CR', 'RE', 'CA']);
+    assert.deepEqual(r[1].d, [
+      [1, '10.00', '20.50', null],
+      [3, '30.00', null, null],
+      [4, null, null, '40.00'],
+    ]);
+    const s2 = await emp.call(`/Ordr.query?_app=emp&gres=y,status&res=sum(amount) total,count(*) n&pivot=status&pivotCnt=2&pivotSumField=${encodeURIComponent('合计')}&cond=${cond}&fmt=list`);
+    assert.deepEqual(s2[1].list, [{ y: 2020, CR: ['40.00', 2], RE: ['20.50', 1], CA: ['40.00', 1], 合计: ['100.50', 4] }]);
+    // group by status but show only the pivoted sums per year; hiddenFields drops y
+    const h = await emp.call(`/Ordr.query?_app=emp&gres=y,status&res=count(*) n&hiddenFields=y&cond=${cond}&orderby=status`);
+    assert.deepEqual(h[1].h, ['status', 'n']);
+    const gh = await emp.call(`/Ordr.query?_app=emp&gres=status&res=count(*) n&gresHidden=1&cond=${cond}&orderby=n`);
+    assert.deepEqual(gh[1].h, ['n']);
+    // sumFields appends a 合计 row
+    const sf = await emp.call(`/Ordr.query?_app=emp&gres=status&res=count(*) n,sum(amount) total&sumFields=n,total&orderby=status&cond=${cond}`);
+    assert.deepEqual(sf[1].d.at(-1), ['合计', 4, '100.50']);
+    // a pivot column that is not in the result, or is a value column
+    assert.deepEqual((await emp.call(`/Ordr.query?_app=emp&gres=status&res=count(*) n&pivot=nope&cond=${cond}`)).slice(0, 2), [1, '分组列不正确: nope']);
+    assert.equal((await emp.call(`/Ordr.query?_app=emp&gres=status&res=count(*) n&pivot=n&cond=${cond}`))[0], 1);
+    // the user pivots its own rows only
+    const mine = await user.call('/Ordr.query?gres=userId,status&res=count(*) n&pivot=status');
+    assert.equal(mine[1].d.length, 1);
+  });
+
+  it('fmt=tree nests {id, fatherId} rows; treeFields renames; cycles and orphans stay visible', async () => {
+    const anon = new Client(B);
+    const add = async (name: string, fatherId?: number) => (await anon.call('/Cate.add', { form: { name, ...(fatherId ? { fatherId: String(fatherId) } : {}) } }))[1] as number;
+    const root = await add('电器');
+    const tv = await add('电视', root);
+    const oled = await add('OLED', tv);
+    const food = await add('食品');
+    const orphan = await add('孤儿', 99999);
+    const t = await anon.call('/Cate.query?fmt=tree&res=id,fatherId,name');
+    assert.equal(t[0], 0, JSON.stringify(t));
+    assert.deepEqual(t[1], [
+      { id: root, fatherId: null, name: '电器', children: [{ id: tv, fatherId: root, name: '电视', children: [{ id: oled, fatherId: tv, name: 'OLED' }] }] },
+      { id: food, fatherId: null, name: '食品' },
+      { id: orphan, fatherId: 99999, name: '孤儿' },
+    ]);
+    const renamed = await anon.call('/Cate.query?fmt=tree&res=id 编号,fatherId 上级,name&treeFields=编号,上级,下级&cond=' + encodeURIComponent(`id in (${root},${tv})`));
+    assert.deepEqual(renamed[1], [{ 编号: root, 上级: null, name: '电器', 下级: [{ 编号: tv, 上级: root, name: '电视' }] }]);
+    assert.equal((await anon.call('/Cate.query?fmt=tree&res=id,name'))[0], 1);
+    // a cycle: the first row met becomes the root, nothing is lost
+    const a = await add('甲');
+    const b = await add('乙', a);
+    assert.equal((await anon.call(`/Cate.set?id=${a}`, { form: { fatherId: String(b) } }))[0], 0);
+    const cyc = await anon.call(`/Cate.query?fmt=tree&res=id,fatherId&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
+    assert.deepEqual(cyc[1], [{ id: a, fatherId: b, children: [{ id: b, fatherId: a }] }]);
+  });
+
+  it('retfn=xml wraps answers in <ret>; application/xml', async () => {
+    const r = await emp.req(`/Ordr.get?_app=emp&id=${O[0]}&res=id,dscr,amount 金额,"a b"&retfn=xml`.replace('"a b"', 'dscr "a b"'));
+    assert.equal(r.headers.get('content-type'), 'application/xml; charset=UTF-8');
+    assert.equal(r.text, `<ret><code>0</code><data><id>${O[0]}</id><dscr>张三 退款</dscr><金额>10.00</金额><item key="a b">张三 退款</item></data></ret>\n`);
+    const q = await emp.req(`/Ordr.query?_app=emp&res=id,status&cond=id=${O[0]}&retfn=xml`);
+    assert.equal(q.text, `<ret><code>0</code><data><h><item>id</item><item>status</item></h><d><item><item>${O[0]}</item><item>CR</item></item></d></data></ret>\n`);
+    const e = await emp.req('/Ordr.get?_app=emp&id=-9&retfn=xml');
+    assert.match(e.text, /^<ret><code>1<\/code><message>参数不正确<\/message><debug>not found `Ordr.id`=`-9`<\/debug><\/ret>\n$/);
+    // text is escaped
+    const esc = await new Client(B).req(`/Cate.query?res=name&cond=${encodeURIComponent("name='<&>'")}&retfn=xml`);
+    assert.match(esc.text, /^<ret><code>0<\/code>/);
+    await new Client(B).call('/Cate.add', { form: { name: 'a&b"c' } });
+    const esc2 = await new Client(B).req(`/Cate.query?res=name&cond=${encodeURIComponent("name like 'a&b%'")}&fmt=array&retfn=xml`);
+    assert.equal(esc2.text, '<ret><code>0</code><data><item><name>a&amp;b&quot;c</name></item></data></ret>\n');
+  });
+
+  it('GBK request bodies (charset in Content-Type): form, JSON, batchAdd text and csv file', async () => {
+    const anon = new Client(B);
+    const gbkForm = (o: Record<string, string>) =>
+      Object.entries(o)
+        .map(([k, v]) => `${k}=${[...iconv.encode(v, 'gbk')].map((b) => '%' + b.toString(16).toUpperCase().padStart(2, '0')).join('')}`)
+        .join('&');
+    const f = await anon.call('/Cate.add', { body: gbkForm({ name: '家用电器' }), method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=GBK' } });
+    assert.equal(f[0], 0, JSON.stringify(f));
+    const j = await anon.call('/Cate.add', { body: iconv.encode(JSON.stringify({ name: '数码产品' }), 'gbk'), method: 'POST', headers: { 'content-type': 'application/json; charset=gbk' } });
+    assert.equal(j[0], 0, JSON.stringify(j));
+    const t = await anon.call('/Cate.query?res=name&fmt=array&cond=' + encodeURIComponent(`id in (${f[1]},${j[1]})`) + '&orderby=id');
+    assert.deepEqual(t[1], [{ name: '家用电器' }, { name: '数码产品' }]);
+    // utf-8 forms are unchanged (repeated keys, +, %-escapes)
+    const u = await anon.call('/Cate.add', { form: 'name=a+b%E4%B8%AD' });
+    assert.deepEqual((await anon.call(`/Cate.query?cond=id=${u[1]}&res=name&fmt=one`))[1], { name: 'a b中' });
+    // an unknown charset is a parameter error
+    assert.equal((await anon.call('/Cate.add', { body: 'name=x', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=nope-42' } }))[0], 1);
+    // batchAdd: a GBK text body, and an Excel-style GBK csv file (no charset given: detected)
+    const b1 = await emp.call('/Store.batchAdd?_app=emp', { body: iconv.encode('name\taddr\n三号店\t杭州\n', 'gbk'), method: 'POST', headers: { 'content-type': 'text/plain; charset=gbk' } });
+    assert.equal(b1[0], 0, JSON.stringify(b1));
+    const fd = new FormData();
+    fd.append('file', new Blob([iconv.encode('name,addr\n四号店,苏州\n', 'gbk')]), 'stores.csv');
+    const b2 = await emp.call('/Store.batchAdd?_app=emp', { body: fd, method: 'POST' });
+    assert.equal(b2[0], 0, JSON.stringify(b2));
+    const st = await emp.call('/Store.query?_app=emp&res=name,addr&fmt=array&cond=' + encodeURIComponent(`id in (${[...b1[1].idList, ...b2[1].idList].join(',')})`) + '&orderby=id');
+    assert.deepEqual(st[1], [
+      { name: '三号店', addr: '杭州' },
+      { name: '四号店', addr: '苏州' },
+    ]);
+  });
+
+  it('dup copies rows and list sub-tables, with the role defaults; all or nothing', async () => {
+    // employee: an order with attachments and a status log
+    const src = O[1];
+    const set = await emp.call(`/Ordr.set?_app=emp&id=${src}`, { json: { atts: [{ attId: 7 }, { attId: 8 }] } });
+    assert.equal(set[0], 0, JSON.stringify(set));
+    const r = await emp.call(`/Ordr.dup?_app=emp&id=${src}`);
+    assert.equal(r[0], 0, JSON.stringify(r));
+    assert.equal(r[1].length, 1);
+    const [copy] = r[1];
+    const g = await emp.call(`/Ordr.get?_app=emp&id=${copy}&res=id,amount,status,dscr,atts,orderLog`);
+    assert.equal(g[1].amount, '20.50');
+    assert.equal(g[1].status, 'RE');
+    assert.equal(g[1].dscr, '李四 退款');
+    assert.deepEqual(g[1].atts.map((a: any) => a.attId), [7, 8]);
+    assert.deepEqual(g[1].orderLog.map((l: any) => l.action), ['RE']); // its own log, not the original's
+    // user: own order → a new CR order of the user; someone else's → not found, nothing written
+    const mine = (await user.call('/Ordr.query?res=id&pagesz=1'))[1].d[0][0];
+    const before = (await emp.call('/Ordr.query?_app=emp&res=count(*) n&fmt=one'))[1].n;
+    const d = await user.call(`/Ordr.dup?id=${mine}`);
+    assert.equal(d[0], 0, JSON.stringify(d));
+    const got = (await user.call(`/Ordr.get?id=${d[1][0]}&res=userId,status`))[1];
+    assert.equal(got.status, 'CR');
+    assert.equal(got.userId, (await user.call('/whoami'))[1].id);
+    assert.equal((await user.call(`/Ordr.dup?id=${mine},${O[0]}`))[0], 1);
+    assert.equal((await emp.call('/Ordr.query?_app=emp&res=count(*) n&fmt=one'))[1].n, before + 1);
+    // no dup right, no id, bad id
+    assert.equal((await new Client(B).call(`/Ordr.dup?id=${mine}`))[0], 2);
+    assert.equal((await user.call('/Ordr.dup'))[0], 1);
+    assert.equal((await user.call('/Ordr.dup?id=1;drop'))[0], 1);
+  });
+
+  it('batchSet runs set per row (status log), batchDel del per row; only rows the role sees', async () => {
+    const cond = encodeURIComponent("dscr like '%退款%'");
+    const logs0 = (await emp.call('/OrderLog.query?_app=emp&res=count(*) n&fmt=one'))[1].n;
+    const r = await emp.call(`/Ordr.batchSet?_app=emp&cond=${cond}`, { form: { status: 'CA' } });
+    assert.deepEqual(r, [0, 3]); // O[0], O[1] and the dup of O[1]
+    const st = await emp.call(`/Ordr.query?_app=emp&res=status&distinct=1&cond=${cond}`);
+    assert.deepEqual(st[1].d, [['CA']]);
+    assert.equal((await emp.call('/OrderLog.query?_app=emp&res=count(*) n&fmt=one'))[1].n, logs0 + 3);
+    // no cond, no field, no right
+    assert.equal((await emp.call('/Ordr.batchSet?_app=emp', { form: { status: 'CA' } }))[0], 1);
+    assert.equal((await emp.call(`/Ordr.batchSet?_app=emp&cond=${cond}`, { form: { _x: '1' } }))[0], 1);
+    assert.equal((await user.call(`/Ordr.batchSet?cond=${cond}`, { form: { cmt: 'x' } }))[0], 5);
+    // a failing row fails the call and undoes what it already wrote (status set before the sub-table write fails)
+    const bad = await emp.call(`/Ordr.batchSet?_app=emp&cond=${cond}`, { json: { status: 'RE', orderLog: [{ action: 'X', empId: 'not-a-number' }] } });
+    assert.equal(bad[0], 1);
+    assert.match(bad[1], /^批量处理失败, id=\d+: /);
+    assert.deepEqual((await emp.call(`/Ordr.query?_app=emp&res=status&distinct=1&cond=${cond}`))[1].d, [['CA']]);
+    assert.equal((await emp.call('/OrderLog.query?_app=emp&res=count(*) n&fmt=one'))[1].n, logs0 + 3);
+
+    // Note: every user may batchDel, but only its own rows
+    for (const c of [user, user, other]) assert.equal((await c.call('/Note.add', { form: { title: 'n' } }))[0], 0);
+    const del = await other.call('/Note.batchDel?cond=id>0');
+    assert.deepEqual(del, [0, 1]);
+    assert.equal((await user.call('/Note.query?res=count(*) n&fmt=one'))[1].n, 2);
+    assert.deepEqual(await other.call('/Note.batchSet?cond=id>0', { form: { title: 'mine' } }), [0, 0]);
+    assert.deepEqual((await user.call('/Note.query?res=title&distinct=1'))[1].d, [['n']]);
+    // batchDel of orders (employee)
+    assert.deepEqual(await emp.call(`/Ordr.batchDel?_app=emp&cond=${cond}`), [0, 3]);
+    assert.equal((await emp.call(`/Ordr.query?_app=emp&res=count(*) n&fmt=one&cond=${cond}`))[1].n, 0);
+    // injection in cond is refused before anything runs
+    assert.equal((await emp.call(`/Ordr.batchDel?_app=emp&cond=${encodeURIComponent('id in (select id from User)')}`))[0], 5);
+  });
+});
