@@ -28,7 +28,20 @@ export interface Op<T> {
    * Any other error after a write aborts the whole batch, which then runs again without it.
    */
   run(trx: Trx): Promise<T>;
+  /**
+   * Optional set-oriented form: consecutive operations of a batch with the same `bulk` runner are
+   * handed to it together (a few statements for all of them instead of several each). It must give
+   * the same results as running each operation's `run` in order. When a batch fails with an error
+   * that is neither a refusal nor retryable, it runs again operation by operation, so the one that
+   * broke can be named.
+   */
+  bulk?: BulkRunner<unknown, T>;
+  item?: unknown;
 }
+
+export type Outcome<T> = { ok: true; v: T } | { ok: false; e: unknown };
+/** Runs several operations' items in one go, in order; a refusal is an outcome, anything else throws. */
+export type BulkRunner<I, T> = (trx: Trx, items: I[]) => Promise<Outcome<T>[]>;
 
 interface Pending {
   op: Op<unknown>;
@@ -104,8 +117,9 @@ export class Writer {
   private async runBatch(): Promise<void> {
     const { db } = this.ctx;
     let batch: Pending[] | null = null;
+    let useBulk = true;
     for (let attempt = 1; ; attempt++) {
-      let results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
+      let results: Outcome<unknown>[] = [];
       let failed: Pending | null = null;
       try {
         await db.tx(async (trx) => {
@@ -115,7 +129,17 @@ export class Writer {
           if (db.dialect === 'postgres' && ids.length) {
             await db.forUpdate(trx.selectFrom('ledger_accounts').select('id').where('id', 'in', ids).orderBy('id')).execute();
           }
-          for (const p of batch) {
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i];
+            const bulk = useBulk ? p.op.bulk : undefined;
+            if (bulk) {
+              let j = i + 1;
+              while (j < batch.length && batch[j].op.bulk === bulk) j++;
+              const out = await bulk(trx, batch.slice(i, j).map((q) => q.op.item));
+              results.push(...out);
+              i = j - 1;
+              continue;
+            }
             try {
               results.push({ ok: true, v: await p.op.run(trx) });
             } catch (e) {
@@ -132,6 +156,13 @@ export class Writer {
         if (retryable(e) && attempt < MAX_ATTEMPTS) {
           batch = taken;
           await new Promise((r) => setTimeout(r, attempt * attempt * 2 + Math.random() * 5));
+          continue;
+        }
+        // a set-oriented run cannot say which operation broke: run again one by one to find it
+        if (useBulk && !failed && taken.length > 1 && taken.some((p) => p.op.bulk)) {
+          batch = taken;
+          useBulk = false;
+          attempt = 0;
           continue;
         }
         // the operation that broke is refused; the others run again in a batch of their own

@@ -9,15 +9,17 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { hashPassword, verifyPassword } from '../../core/crypto.js';
-import { DomainError } from '../../core/errors.js';
+import { DomainError, isDomainError } from '../../core/errors.js';
 import { PLATFORM_TENANT } from '../accounts/index.js';
 import { parseAmount } from './amount.js';
-import { writer, type Trx } from './engine.js';
+import { writer, type BulkRunner, type Outcome, type Trx } from './engine.js';
+import type { Insertable } from 'kysely';
 import type { LedgerAccountTable, LedgerTransferTable } from './schema.js';
 import './schema.js';
 
 export type Account = import('kysely').Selectable<LedgerAccountTable>;
 export type Transfer = import('kysely').Selectable<LedgerTransferTable>;
+type LedgerTransferInsert = Insertable<LedgerTransferTable>;
 
 export const CURRENCY = 'ULD';
 /** Pay password failures before the wallet locks; each further failure doubles the lock. */
@@ -272,7 +274,120 @@ export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promis
   return { transfer: normTransfer(row), replayed: false };
 }
 
-export const transfer = (ctx: Ctx, s: TransferSpec): Promise<TransferResult> => writer(ctx).submit({ locks: [s.debitId, s.creditId], run: (trx) => applyTransfer(ctx, trx, s) });
+/**
+ * Several transfers of one batch in a fixed number of statements, with the same outcome as
+ * applyTransfer on each in order: one SELECT of the keys already used, one of the accounts (their
+ * rows are locked by the writer), checks and balances computed here in order, then one INSERT of
+ * every new transfer and one UPDATE of every balance that changed. Where held income is involved
+ * (a hold period, or a payer with pending income to release) the batch goes through applyTransfer
+ * one by one.
+ */
+export async function applyTransfers(ctx: Ctx, trx: Trx, specs: TransferSpec[]): Promise<Outcome<TransferResult>[]> {
+  const out: Outcome<TransferResult>[] = new Array(specs.length);
+  const one = async (i: number): Promise<void> => {
+    try {
+      out[i] = { ok: true, v: await applyTransfer(ctx, trx, specs[i]) };
+    } catch (e) {
+      if (!isDomainError(e)) throw e;
+      out[i] = { ok: false, e };
+    }
+  };
+  if (ctx.config.ledgerHoldSeconds > 0 && specs.some((s) => s.kind !== 'fund')) {
+    for (let i = 0; i < specs.length; i++) await one(i);
+    return out;
+  }
+  const now = ctx.clock.now();
+  const keyOf = (scope: string, key: string) => `${scope}\u0000${key}`;
+  const priorRows = await trx
+    .selectFrom('ledger_transfers')
+    .selectAll()
+    .where('idem_scope', 'in', [...new Set(specs.map((s) => s.scope))])
+    .where('idem_key', 'in', [...new Set(specs.map((s) => s.key))])
+    .execute();
+  const prior = new Map(priorRows.map((t) => [keyOf(t.idem_scope, t.idem_key), normTransfer(t)]));
+  const ids = [...new Set(specs.flatMap((s) => [s.debitId, s.creditId]))];
+  const accts = new Map((await trx.selectFrom('ledger_accounts').select(['id', 'kind', 'balance', 'pending']).where('id', 'in', ids).execute()).map((a) => [num(a.id), { kind: a.kind, balance: num(a.balance), pending: num(a.pending) }]));
+  if (specs.some((s) => (accts.get(s.debitId)?.pending ?? 0) > 0)) {
+    for (let i = 0; i < specs.length; i++) await one(i);
+    return out;
+  }
+  /** new transfers of this batch by key: later ones with the same key replay them */
+  const fresh = new Map<string, { index: number; spec: TransferSpec }>();
+  const rows: LedgerTransferInsert[] = [];
+  const rowOf: number[] = [];
+  const replayOf: [number, string][] = [];
+  const delta = new Map<number, number>();
+  specs.forEach((s, i) => {
+    const k = keyOf(s.scope, s.key);
+    const p = prior.get(k);
+    if (p) {
+      out[i] = p.request_hash !== s.request ? refusedKey() : { ok: true, v: { transfer: p, replayed: true } };
+      return;
+    }
+    const f = fresh.get(k);
+    if (f) {
+      if (f.spec.request !== s.request) out[i] = refusedKey();
+      else replayOf.push([i, k]);
+      return;
+    }
+    try {
+      if (s.debitId === s.creditId) throw new DomainError('PAYMENT_REFUSED', 'cannot transfer to the same account', { field: 'recv_user' });
+      if (!Number.isSafeInteger(s.amount) || s.amount <= 0) throw new DomainError('VALIDATION', 'amount must be positive', { field: 'amount' });
+      const debit = accts.get(s.debitId);
+      const credit = accts.get(s.creditId);
+      if (!debit || !credit) throw new DomainError('USER_UNKNOWN', 'no such account');
+      if (debit.kind !== 'issuer' && debit.balance < s.amount) throw new DomainError('INSUFFICIENT_FUNDS', 'balance too low for this payment', { field: 'amount' });
+      debit.balance -= s.amount;
+      credit.balance += s.amount;
+      delta.set(s.debitId, (delta.get(s.debitId) ?? 0) - s.amount);
+      delta.set(s.creditId, (delta.get(s.creditId) ?? 0) + s.amount);
+      fresh.set(k, { index: i, spec: s });
+      rowOf.push(i);
+      rows.push({
+        txid: sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now])),
+        idem_scope: s.scope,
+        idem_key: s.key,
+        request_hash: s.request,
+        tenant_id: s.tenantId,
+        app_id: s.appId,
+        debit_id: s.debitId,
+        credit_id: s.creditId,
+        amount: s.amount,
+        kind: s.kind,
+        content_id: s.contentId ?? null,
+        matures_at: now,
+        created_at: now,
+      });
+    } catch (e) {
+      if (!isDomainError(e)) throw e;
+      out[i] = { ok: false, e };
+    }
+  });
+  if (rows.length) {
+    const changed = [...delta].filter(([, d]) => d !== 0);
+    if (changed.length) {
+      await trx
+        .updateTable('ledger_accounts')
+        .set({ balance: sql<number>`balance + case id ${sql.join(changed.map(([id, d]) => sql`when ${id} then cast(${d} as bigint)`), sql` `)} end` })
+        .where('id', 'in', changed.map(([id]) => id))
+        .execute();
+    }
+    const inserted = new Map((await trx.insertInto('ledger_transfers').values(rows).returningAll().execute()).map((t) => [t.txid, normTransfer(t)]));
+    rows.forEach((r, n) => (out[rowOf[n]] = { ok: true, v: { transfer: inserted.get(r.txid)!, replayed: false } }));
+    for (const [i, k] of replayOf) out[i] = { ok: true, v: { transfer: (out[fresh.get(k)!.index] as { v: TransferResult }).v.transfer, replayed: true } };
+  }
+  return out;
+}
+
+const refusedKey = (): Outcome<TransferResult> => ({ ok: false, e: new DomainError('PAYMENT_REFUSED', 'this idempotency key was used for a different transfer', { field: 'idempotency_key' }) });
+
+const bulkTransfers = new WeakMap<Ctx, BulkRunner<TransferSpec, TransferResult>>();
+
+export function transfer(ctx: Ctx, s: TransferSpec): Promise<TransferResult> {
+  let bulk = bulkTransfers.get(ctx);
+  if (!bulk) bulkTransfers.set(ctx, (bulk = (trx, specs) => applyTransfers(ctx, trx, specs)));
+  return writer(ctx).submit<TransferResult>({ locks: [s.debitId, s.creditId], run: (trx) => applyTransfer(ctx, trx, s), bulk: bulk as BulkRunner<unknown, TransferResult>, item: s });
+}
 
 /** Operator funding: units leave the issuing account (the only account allowed below zero). */
 export async function fund(ctx: Ctx, target: Account, amount: unknown, key?: string): Promise<TransferResult> {
