@@ -29,7 +29,8 @@ export interface Op<T> {
    */
   run(trx: Trx): Promise<T>;
   /**
-   * Optional set-oriented form: consecutive operations of a batch with the same `bulk` runner are
+   * Optional set-oriented form (which must itself lock, in ascending id order, the accounts it
+   * changes): consecutive operations of a batch with the same `bulk` runner are
    * handed to it together (a few statements for all of them instead of several each). It must give
    * the same results as running each operation's `run` in order. When a batch fails with an error
    * that is neither a refusal nor retryable, it runs again operation by operation, so the one that
@@ -126,7 +127,9 @@ export class Writer {
           results = [];
           batch ??= this.queue.splice(0, MAX_BATCH);
           const ids = [...new Set(batch.flatMap((p) => p.op.locks))].sort((a, b) => a - b);
-          if (db.dialect === 'postgres' && ids.length) {
+          // a set-oriented runner locks its own accounts (in the same order) when it reads them
+          const allBulk = useBulk && !!batch[0]?.op.bulk && batch.every((p) => p.op.bulk === batch![0].op.bulk);
+          if (db.dialect === 'postgres' && ids.length && !allBulk) {
             await db.forUpdate(trx.selectFrom('ledger_accounts').select('id').where('id', 'in', ids).orderBy('id')).execute();
           }
           for (let i = 0; i < batch.length; i++) {
