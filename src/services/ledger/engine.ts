@@ -6,7 +6,8 @@
  * unique race) or without the operation that broke. A caller's promise settles only after the
  * commit, so an answered transfer is durable.
  *
- * On PostgreSQL up to PG_WRITERS batches run at once on separate connections.
+ * On PostgreSQL up to PG_WRITERS batches run at once on separate connections. Operations with a
+ * set-oriented form (transfers: Op.bulk) are applied together in a fixed number of statements.
  *
  * Locking: on PostgreSQL the batch first locks every account its operations named, in ascending
  * id order (SELECT … ORDER BY id FOR UPDATE via db.forUpdate), so two servers never deadlock on
@@ -52,8 +53,12 @@ interface Pending {
 
 const MAX_BATCH = 256;
 const MAX_ATTEMPTS = 6;
-/** Concurrent batches on PostgreSQL (each on its own pooled connection; accounts locked in id order). */
-const PG_WRITERS = 4;
+/**
+ * Concurrent batches on PostgreSQL (each on its own pooled connection; accounts locked in id order).
+ * A batch is four round trips whatever its size, so fewer, larger batches cost less CPU per
+ * transfer; two keep one committing while the next is built (bench/results/ledger.md).
+ */
+const PG_WRITERS = Number(process.env.MENHU_LEDGER_PG_WRITERS ?? 2);
 const GATHER_MS = Number(process.env.MENHU_LEDGER_GATHER_MS ?? 2);
 
 /** Errors after which the whole batch may simply run again. */
