@@ -93,10 +93,12 @@ export class Writer {
 
   private async drain(): Promise<void> {
     try {
-      while (this.queue.length) {
+      while (this.queue.length && this.takeable()) {
         await this.gather();
-        await this.runBatch();
+        const took = await this.runBatch();
         this.lastBatchEnd = performance.now();
+        // all that waits needs accounts of a batch in flight: its loop takes them when it ends
+        if (!took) break;
       }
     } finally {
       this.active--;
@@ -104,6 +106,52 @@ export class Writer {
   }
 
   private lastBatchEnd = 0;
+  /** accounts of the batches in flight (id → batches) */
+  private busy = new Map<number, number>();
+
+  /**
+   * Takes the next batch: the queued operations, in order, whose accounts no batch in flight holds
+   * and no operation left waiting before them names. Batches in flight at once thus have disjoint
+   * accounts (they neither wait on each other's row locks nor overtake each other), and the
+   * operations on one account run in the order they were submitted.
+   */
+  private take(): Pending[] {
+    if (!this.busy.size && this.queue.length <= MAX_BATCH) return this.queue.splice(0);
+    const blocked = new Set(this.busy.keys());
+    const taken: Pending[] = [];
+    const rest: Pending[] = [];
+    for (const p of this.queue) {
+      if (taken.length < MAX_BATCH && p.op.locks.every((id) => !blocked.has(id))) taken.push(p);
+      else {
+        rest.push(p);
+        for (const id of p.op.locks) blocked.add(id);
+      }
+    }
+    this.queue = rest;
+    for (const p of taken) for (const id of p.op.locks) this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
+    return taken;
+  }
+
+  /** Whether take() would find anything (without taking it). */
+  private takeable(): boolean {
+    if (!this.busy.size) return this.queue.length > 0;
+    const blocked = new Set(this.busy.keys());
+    for (const p of this.queue) {
+      if (p.op.locks.every((id) => !blocked.has(id))) return true;
+      for (const id of p.op.locks) blocked.add(id);
+    }
+    return false;
+  }
+
+  private release(batch: Pending[]): void {
+    for (const p of batch) {
+      for (const id of p.op.locks) {
+        const n = (this.busy.get(id) ?? 0) - 1;
+        if (n > 0) this.busy.set(id, n);
+        else this.busy.delete(id);
+      }
+    }
+  }
 
   /**
    * Group commit window. A SQLite commit blocks the event loop while it syncs to disk, so requests
@@ -120,7 +168,17 @@ export class Writer {
    * holds SQLite's single connection): everything that arrived while the previous commit was
    * waiting for the disk joins this one.
    */
-  private async runBatch(): Promise<void> {
+  private async runBatch(): Promise<boolean> {
+    let taken: Pending[] | null = null;
+    try {
+      await this.runTaken(() => (taken = this.take()));
+      return taken !== null && (taken as Pending[]).length > 0;
+    } finally {
+      if (taken) this.release(taken);
+    }
+  }
+
+  private async runTaken(takeBatch: () => Pending[]): Promise<void> {
     const { db } = this.ctx;
     let batch: Pending[] | null = null;
     let useBulk = true;
@@ -130,7 +188,8 @@ export class Writer {
       try {
         await db.tx(async (trx) => {
           results = [];
-          batch ??= this.queue.splice(0, MAX_BATCH);
+          batch ??= takeBatch();
+          if (!batch.length) return;
           const ids = [...new Set(batch.flatMap((p) => p.op.locks))].sort((a, b) => a - b);
           // a set-oriented runner locks its own accounts (in the same order) when it reads them
           const allBulk = useBulk && !!batch[0]?.op.bulk && batch.every((p) => p.op.bulk === batch![0].op.bulk);
@@ -160,7 +219,7 @@ export class Writer {
           }
         });
       } catch (e) {
-        const taken: Pending[] = batch ?? this.queue.splice(0, MAX_BATCH);
+        const taken: Pending[] = batch ?? takeBatch();
         if (retryable(e) && attempt < MAX_ATTEMPTS) {
           batch = taken;
           await new Promise((r) => setTimeout(r, attempt * attempt * 2 + Math.random() * 5));
@@ -188,7 +247,7 @@ export class Writer {
         return;
       }
       const done: Pending[] = batch!;
-      this.stats.batches++;
+      if (done.length) this.stats.batches++;
       this.stats.ops += done.length;
       done.forEach((p, i) => {
         const r = results[i];
