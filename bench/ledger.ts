@@ -81,11 +81,14 @@ function cpuOf(pid: number): number {
   }
 }
 let pgAdmin: pg.Client | null = null;
-async function pgCpu(): Promise<number> {
-  if (!pgAdmin) return 0;
+/** CPU seconds so far of each backend of the bench database (a backend the pool closes drops out). */
+async function pgCpu(): Promise<Map<number, number>> {
+  if (!pgAdmin) return new Map();
   const r = await pgAdmin.query('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName]);
-  return r.rows.reduce((s: number, row: { pid: number }) => s + cpuOf(row.pid), 0);
+  return new Map(r.rows.map((row: { pid: number }) => [row.pid, cpuOf(row.pid)]));
 }
+/** CPU seconds the backends alive at the end used since `before` (a backend that ended meanwhile is not counted). */
+const pgCpuSince = (before: Map<number, number>, after: Map<number, number>): number => [...after].reduce((s, [pid, t]) => s + t - (before.get(pid) ?? 0), 0);
 
 interface Run {
   name: string;
@@ -125,7 +128,7 @@ async function load(name: string, connections: number, make: (i: number) => { pa
   });
   const n = Math.max(1, ok + refused);
   const serverMs = ((cpuOf(child!.pid!) - cpu0) * 1000) / n;
-  const pgMs = ((await pgCpu()) - pg0) * 1000 / n;
+  const pgMs = (pgCpuSince(pg0, await pgCpu()) * 1000) / n;
   return { name, ok, refused, rps: ok / DURATION, p50: r.latency.p50, p99: r.latency.p99, serverMs, pgMs };
 }
 
