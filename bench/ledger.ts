@@ -13,11 +13,16 @@
  *
  *   node --import tsx bench/ledger.ts                      # SQLite
  *   BENCH_PG_URL=postgres://postgres:postgres@127.0.0.1:5432/postgres node --import tsx bench/ledger.ts   # PostgreSQL (a fresh database)
- *   env: DURATION (s, default 10), CONNECTIONS (default 50), WALLETS (default 200)
+ *   env: DURATION (s, default 10), CONNECTIONS (default 50), WALLETS (default 200),
+ *        BENCH_NODE_ARGS (extra node flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`)
+ *
+ * CPU per operation is measured for the server process and, on PostgreSQL, for the backends of the
+ * bench database (utime + stime from /proc, so Linux only): on a shared machine throughput swings
+ * with the load, CPU per transfer much less.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,8 +71,30 @@ function cli(...args: string[]): any {
   return JSON.parse(r.stdout);
 }
 
+/** CPU seconds (user + system) a process has used so far; 0 where /proc cannot tell. */
+function cpuOf(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
+}
+let pgAdmin: pg.Client | null = null;
+/** CPU seconds so far of each backend of the bench database (a backend the pool closes drops out). */
+async function pgCpu(): Promise<Map<number, number>> {
+  if (!pgAdmin) return new Map();
+  const r = await pgAdmin.query('select pid from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName]);
+  return new Map(r.rows.map((row: { pid: number }) => [row.pid, cpuOf(row.pid)]));
+}
+/** CPU seconds the backends alive at the end used since `before` (a backend that ended meanwhile is not counted). */
+const pgCpuSince = (before: Map<number, number>, after: Map<number, number>): number => [...after].reduce((s, [pid, t]) => s + t - (before.get(pid) ?? 0), 0);
+
 interface Run {
   name: string;
+  /** CPU ms per answered request: server, PostgreSQL backends */
+  serverMs: number;
+  pgMs: number;
   ok: number;
   refused: number;
   rps: number;
@@ -79,6 +106,8 @@ async function load(name: string, connections: number, make: (i: number) => { pa
   let i = 0;
   let ok = 0;
   let refused = 0;
+  const cpu0 = cpuOf(child!.pid!);
+  const pg0 = await pgCpu();
   const r = await autocannon({
     url,
     connections,
@@ -97,11 +126,15 @@ async function load(name: string, connections: number, make: (i: number) => { pa
       },
     ],
   });
-  return { name, ok, refused, rps: ok / DURATION, p50: r.latency.p50, p99: r.latency.p99 };
+  const n = Math.max(1, ok + refused);
+  const serverMs = ((cpuOf(child!.pid!) - cpu0) * 1000) / n;
+  const pgMs = (pgCpuSince(pg0, await pgCpu()) * 1000) / n;
+  return { name, ok, refused, rps: ok / DURATION, p50: r.latency.p50, p99: r.latency.p99, serverMs, pgMs };
 }
 
 try {
-  child = spawn(process.execPath, [...CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  child = spawn(process.execPath, [...nodeArgs, ...CLI, 'serve'], { cwd: root, env, stdio: ['ignore', 'ignore', 'inherit'] });
   for (let k = 0; ; k++) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) break;
@@ -125,6 +158,11 @@ try {
   await post('/v1/transactions/createwallet/', { username: 'hot', pay_password: 'pw-hot' }, { appkey });
   await post('/v1/transactions/paytouser/', { is_developer: true, recv_user: 'hot', amount: '100000' }, { appkey });
 
+  if (databaseUrl) {
+    pgAdmin = new pg.Client({ connectionString: process.env.BENCH_PG_URL });
+    await pgAdmin.connect();
+  }
+  const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   const run = Date.now().toString(36);
   const pick = () => Math.floor(Math.random() * WALLETS);
   const pay = (from: string, i: number, tag: string) => {
@@ -141,6 +179,9 @@ try {
   results.push(await load(`uniform transfers (${WALLETS} wallets)`, CONNECTIONS, (i) => pay(wallets[pick()], i, 'u'), appkey));
   results.push(await load('hot wallet (all from one)', CONNECTIONS, (i) => pay('hot', i, 'h'), appkey));
 
+  const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  await pgAdmin?.end();
+  pgAdmin = null;
   child.kill('SIGTERM');
   await new Promise((r) => child!.once('exit', r));
   child = null;
@@ -148,12 +189,15 @@ try {
 
   const serial = results[1].rps;
   console.log(`\nmenhu ledger benchmark — ${databaseUrl ? 'PostgreSQL' : 'SQLite (WAL, synchronous=FULL)'}, ${CONNECTIONS} connections, ${DURATION} s per run, Node ${process.versions.node}`);
-  console.log('| run | durable transfers/s (errcode 0) | refused | p50 ms | p99 ms | vs serial |');
-  console.log('|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.refused} | ${r.p50} | ${r.p99} | ${(r.rps / serial).toFixed(1)}x |`);
+  console.log(`load average before ${load0}, after ${load1}`);
+  const read = results[0].rps;
+  console.log('| run | durable transfers/s (errcode 0) | refused | p50 ms | p99 ms | vs serial | vs read | server CPU ms/req | PostgreSQL CPU ms/req |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of results) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.refused} | ${r.p50} | ${r.p99} | ${(r.rps / serial).toFixed(1)}x | ${(r.rps / read).toFixed(2)} | ${r.serverMs.toFixed(3)} | ${databaseUrl ? r.pgMs.toFixed(3) : '-'} |`);
   console.log(`\ngoals: uniform >= 2500/s ${results[2].rps >= 2500 ? 'met' : 'NOT met'}; hot >= 500/s ${results[3].rps >= 500 ? 'met' : 'NOT met'}`);
   console.log(`audit after the runs: ok=${audit.ok} transfers=${audit.transfers} issued=${audit.issued} held=${audit.held}`);
 } finally {
+  await pgAdmin?.end();
   child?.kill('SIGKILL');
   rmSync(dataDir, { recursive: true, force: true });
   if (dbName) {

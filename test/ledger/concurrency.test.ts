@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { createWallet, fund, wallet } from '../../src/services/ledger/index.js';
+import { createWallet, fund, requestHash, transfer, wallet, type TransferSpec } from '../../src/services/ledger/index.js';
 import { ulordEnv, type UlordEnv } from './fixture.js';
 
 const TRANSFERS = Number(process.env.MENHU_LEDGER_TRANSFERS ?? 1000);
@@ -104,6 +104,43 @@ describe(`ledger under concurrency (${TRANSFERS} transfers, ${CLIENTS} clients)`
     }
     const rows = await e.s.ctx.db.kysely.selectFrom('ledger_transfers').select('id').where('idem_key', '=', 'same-key').execute();
     assert.ok(rows.length <= 1);
+  });
+
+  it('one batch: replays, a key reused with other content, a refusal that depends on order, transfers that cancel out', async () => {
+    const ctx = e.s.ctx;
+    const a = await ctx.db.kysely.selectFrom('apps').select('tenant_id').where('id', '=', e.appId).executeTakeFirstOrThrow();
+    const ref = { ...app(), tenantId: Number(a.tenant_id) };
+    const x = await createWallet(ctx, ref, 'bx', 'px');
+    const y = await createWallet(ctx, ref, 'by', 'py');
+    await fund(ctx, x, '10');
+    const spec = (key: string, from: number, to: number, amount: number): TransferSpec => ({
+      scope: `app:${e.appId}`, key, request: requestHash(['pay', from, to, amount]), tenantId: ref.tenantId, appId: e.appId, debitId: from, creditId: to, amount, kind: 'pay',
+    });
+    const first = await transfer(ctx, spec('b-1', x.id, y.id, 10e8)); // x: 0, y: 10
+    // submitted together, so they share a batch (or a few): the outcome must be that of running them in order
+    const settle = (p: Promise<unknown>) => p.then((v) => ({ ok: true as const, v }), (err) => ({ ok: false as const, err }));
+    const [replay, back, tooMuch, twinA, twinB, there, again] = await Promise.all([
+      settle(transfer(ctx, spec('b-1', x.id, y.id, 10e8))), // replay of the first: pays nothing
+      settle(transfer(ctx, spec('b-2', y.id, x.id, 4e8))), // x: 4, y: 6
+      settle(transfer(ctx, spec('b-3', x.id, y.id, 5e8))), // x has 4: refused
+      settle(transfer(ctx, spec('b-4', y.id, x.id, 1e8))), // x: 5, y: 5
+      settle(transfer(ctx, spec('b-4', y.id, x.id, 2e8))), // same key, other amount: refused
+      settle(transfer(ctx, spec('b-5', x.id, y.id, 3e8))), // x: 2, y: 8
+      settle(transfer(ctx, spec('b-6', y.id, x.id, 3e8))), // x: 5, y: 5 (cancels b-5)
+    ]);
+    assert.ok(replay.ok && (replay.v as { replayed: boolean; transfer: { txid: string } }).replayed);
+    assert.equal((replay.v as { transfer: { txid: string } }).transfer.txid, first.transfer.txid);
+    assert.ok(back.ok && twinA.ok && there.ok && again.ok);
+    assert.ok(!tooMuch.ok && (tooMuch.err as { code: string }).code === 'INSUFFICIENT_FUNDS');
+    assert.ok(!twinB.ok && (twinB.err as { code: string }).code === 'PAYMENT_REFUSED');
+    assert.equal((await wallet(ctx, e.appId, 'bx')).balance, 5e8);
+    assert.equal((await wallet(ctx, e.appId, 'by')).balance, 5e8);
+    // a batch whose transfers cancel out changes no balance but records both
+    const [p, q] = await Promise.all([transfer(ctx, spec('b-7', x.id, y.id, 2e8)), transfer(ctx, spec('b-8', y.id, x.id, 2e8))]);
+    assert.ok(!p.replayed && !q.replayed);
+    assert.equal((await wallet(ctx, e.appId, 'bx')).balance, 5e8);
+    const rows = await ctx.db.kysely.selectFrom('ledger_transfers').select('idem_key').where('idem_key', 'like', 'b-%').execute();
+    assert.deepEqual(rows.map((r) => r.idem_key).sort(), ['b-1', 'b-2', 'b-4', 'b-5', 'b-6', 'b-7', 'b-8']);
   });
 
   it('consuming the same content from many requests at once pays once', async () => {

@@ -6,7 +6,8 @@
  * unique race) or without the operation that broke. A caller's promise settles only after the
  * commit, so an answered transfer is durable.
  *
- * On PostgreSQL up to PG_WRITERS batches run at once on separate connections.
+ * On PostgreSQL up to PG_WRITERS batches run at once on separate connections. Operations with a
+ * set-oriented form (transfers: Op.bulk) are applied together in a fixed number of statements.
  *
  * Locking: on PostgreSQL the batch first locks every account its operations named, in ascending
  * id order (SELECT … ORDER BY id FOR UPDATE via db.forUpdate), so two servers never deadlock on
@@ -28,7 +29,21 @@ export interface Op<T> {
    * Any other error after a write aborts the whole batch, which then runs again without it.
    */
   run(trx: Trx): Promise<T>;
+  /**
+   * Optional set-oriented form (which must itself lock, in ascending id order, the accounts it
+   * changes): consecutive operations of a batch with the same `bulk` runner are
+   * handed to it together (a few statements for all of them instead of several each). It must give
+   * the same results as running each operation's `run` in order. When a batch fails with an error
+   * that is neither a refusal nor retryable, it runs again operation by operation, so the one that
+   * broke can be named.
+   */
+  bulk?: BulkRunner<unknown, T>;
+  item?: unknown;
 }
+
+export type Outcome<T> = { ok: true; v: T } | { ok: false; e: unknown };
+/** Runs several operations' items in one go, in order; a refusal is an outcome, anything else throws. */
+export type BulkRunner<I, T> = (trx: Trx, items: I[]) => Promise<Outcome<T>[]>;
 
 interface Pending {
   op: Op<unknown>;
@@ -38,8 +53,12 @@ interface Pending {
 
 const MAX_BATCH = 256;
 const MAX_ATTEMPTS = 6;
-/** Concurrent batches on PostgreSQL (each on its own pooled connection; accounts locked in id order). */
-const PG_WRITERS = 4;
+/**
+ * Concurrent batches on PostgreSQL (each on its own pooled connection; accounts locked in id order).
+ * A batch is four round trips whatever its size, so fewer, larger batches cost less CPU per
+ * transfer; two keep one committing while the next is built (bench/results/ledger.md).
+ */
+const PG_WRITERS = Number(process.env.MENHU_LEDGER_PG_WRITERS ?? 2);
 const GATHER_MS = Number(process.env.MENHU_LEDGER_GATHER_MS ?? 2);
 
 /** Errors after which the whole batch may simply run again. */
@@ -74,10 +93,12 @@ export class Writer {
 
   private async drain(): Promise<void> {
     try {
-      while (this.queue.length) {
+      while (this.queue.length && this.takeable()) {
         await this.gather();
-        await this.runBatch();
+        const took = await this.runBatch();
         this.lastBatchEnd = performance.now();
+        // all that waits needs accounts of a batch in flight: its loop takes them when it ends
+        if (!took) break;
       }
     } finally {
       this.active--;
@@ -85,6 +106,52 @@ export class Writer {
   }
 
   private lastBatchEnd = 0;
+  /** accounts of the batches in flight (id → batches) */
+  private busy = new Map<number, number>();
+
+  /**
+   * Takes the next batch: the queued operations, in order, whose accounts no batch in flight holds
+   * and no operation left waiting before them names. Batches in flight at once thus have disjoint
+   * accounts (they neither wait on each other's row locks nor overtake each other), and the
+   * operations on one account run in the order they were submitted.
+   */
+  private take(): Pending[] {
+    if (!this.busy.size && this.queue.length <= MAX_BATCH) return this.queue.splice(0);
+    const blocked = new Set(this.busy.keys());
+    const taken: Pending[] = [];
+    const rest: Pending[] = [];
+    for (const p of this.queue) {
+      if (taken.length < MAX_BATCH && p.op.locks.every((id) => !blocked.has(id))) taken.push(p);
+      else {
+        rest.push(p);
+        for (const id of p.op.locks) blocked.add(id);
+      }
+    }
+    this.queue = rest;
+    for (const p of taken) for (const id of p.op.locks) this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
+    return taken;
+  }
+
+  /** Whether take() would find anything (without taking it). */
+  private takeable(): boolean {
+    if (!this.busy.size) return this.queue.length > 0;
+    const blocked = new Set(this.busy.keys());
+    for (const p of this.queue) {
+      if (p.op.locks.every((id) => !blocked.has(id))) return true;
+      for (const id of p.op.locks) blocked.add(id);
+    }
+    return false;
+  }
+
+  private release(batch: Pending[]): void {
+    for (const p of batch) {
+      for (const id of p.op.locks) {
+        const n = (this.busy.get(id) ?? 0) - 1;
+        if (n > 0) this.busy.set(id, n);
+        else this.busy.delete(id);
+      }
+    }
+  }
 
   /**
    * Group commit window. A SQLite commit blocks the event loop while it syncs to disk, so requests
@@ -101,21 +168,45 @@ export class Writer {
    * holds SQLite's single connection): everything that arrived while the previous commit was
    * waiting for the disk joins this one.
    */
-  private async runBatch(): Promise<void> {
+  private async runBatch(): Promise<boolean> {
+    let taken: Pending[] | null = null;
+    try {
+      await this.runTaken(() => (taken = this.take()));
+      return taken !== null && (taken as Pending[]).length > 0;
+    } finally {
+      if (taken) this.release(taken);
+    }
+  }
+
+  private async runTaken(takeBatch: () => Pending[]): Promise<void> {
     const { db } = this.ctx;
     let batch: Pending[] | null = null;
+    let useBulk = true;
     for (let attempt = 1; ; attempt++) {
-      let results: ({ ok: true; v: unknown } | { ok: false; e: unknown })[] = [];
+      let results: Outcome<unknown>[] = [];
       let failed: Pending | null = null;
       try {
         await db.tx(async (trx) => {
           results = [];
-          batch ??= this.queue.splice(0, MAX_BATCH);
+          batch ??= takeBatch();
+          if (!batch.length) return;
           const ids = [...new Set(batch.flatMap((p) => p.op.locks))].sort((a, b) => a - b);
-          if (db.dialect === 'postgres' && ids.length) {
+          // a set-oriented runner locks its own accounts (in the same order) when it reads them
+          const allBulk = useBulk && !!batch[0]?.op.bulk && batch.every((p) => p.op.bulk === batch![0].op.bulk);
+          if (db.dialect === 'postgres' && ids.length && !allBulk) {
             await db.forUpdate(trx.selectFrom('ledger_accounts').select('id').where('id', 'in', ids).orderBy('id')).execute();
           }
-          for (const p of batch) {
+          for (let i = 0; i < batch.length; i++) {
+            const p = batch[i];
+            const bulk = useBulk ? p.op.bulk : undefined;
+            if (bulk) {
+              let j = i + 1;
+              while (j < batch.length && batch[j].op.bulk === bulk) j++;
+              const out = await bulk(trx, batch.slice(i, j).map((q) => q.op.item));
+              results.push(...out);
+              i = j - 1;
+              continue;
+            }
             try {
               results.push({ ok: true, v: await p.op.run(trx) });
             } catch (e) {
@@ -128,10 +219,17 @@ export class Writer {
           }
         });
       } catch (e) {
-        const taken: Pending[] = batch ?? this.queue.splice(0, MAX_BATCH);
+        const taken: Pending[] = batch ?? takeBatch();
         if (retryable(e) && attempt < MAX_ATTEMPTS) {
           batch = taken;
           await new Promise((r) => setTimeout(r, attempt * attempt * 2 + Math.random() * 5));
+          continue;
+        }
+        // a set-oriented run cannot say which operation broke: run again one by one to find it
+        if (useBulk && !failed && taken.length > 1 && taken.some((p) => p.op.bulk)) {
+          batch = taken;
+          useBulk = false;
+          attempt = 0;
           continue;
         }
         // the operation that broke is refused; the others run again in a batch of their own
@@ -149,7 +247,7 @@ export class Writer {
         return;
       }
       const done: Pending[] = batch!;
-      this.stats.batches++;
+      if (done.length) this.stats.batches++;
       this.stats.ops += done.length;
       done.forEach((p, i) => {
         const r = results[i];

@@ -9,15 +9,17 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { hashPassword, verifyPassword } from '../../core/crypto.js';
-import { DomainError } from '../../core/errors.js';
+import { DomainError, isDomainError } from '../../core/errors.js';
 import { PLATFORM_TENANT } from '../accounts/index.js';
 import { parseAmount } from './amount.js';
-import { writer, type Trx } from './engine.js';
+import { writer, type BulkRunner, type Outcome, type Trx } from './engine.js';
+import type { Insertable } from 'kysely';
 import type { LedgerAccountTable, LedgerTransferTable } from './schema.js';
 import './schema.js';
 
 export type Account = import('kysely').Selectable<LedgerAccountTable>;
 export type Transfer = import('kysely').Selectable<LedgerTransferTable>;
+type LedgerTransferInsert = Insertable<LedgerTransferTable>;
 
 export const CURRENCY = 'ULD';
 /** Pay password failures before the wallet locks; each further failure doubles the lock. */
@@ -80,9 +82,54 @@ export interface AppRef {
   developerId: number | null;
 }
 
+/**
+ * Wallet look-ups of requests that arrive together (in one turn of the event loop) share one
+ * SELECT: under load that is one query for many requests instead of one each. A row is as fresh as
+ * it would be from a query of its own sent at that moment.
+ */
+const walletLookups = new WeakMap<Ctx, { wanted: Map<string, { appId: number; owner: string; waiters: { resolve(a: Account | null): void; reject(e: unknown): void }[] }> }>();
+
+const lookupKey = (appId: number, owner: string) => `${appId}\u0000${owner}`;
+
+function lookupWallet(ctx: Ctx, appId: number, owner: string): Promise<Account | null> {
+  let l = walletLookups.get(ctx);
+  if (!l) walletLookups.set(ctx, (l = { wanted: new Map() }));
+  const state = l;
+  return new Promise((resolve, reject) => {
+    if (!state.wanted.size) setImmediate(() => void flushLookups(ctx, state));
+    const k = lookupKey(appId, owner);
+    let w = state.wanted.get(k);
+    if (!w) state.wanted.set(k, (w = { appId, owner, waiters: [] }));
+    w.waiters.push({ resolve, reject });
+  });
+}
+
+async function flushLookups(ctx: Ctx, state: { wanted: Map<string, { appId: number; owner: string; waiters: { resolve(a: Account | null): void; reject(e: unknown): void }[] }> }): Promise<void> {
+  const wanted = [...state.wanted.values()];
+  state.wanted.clear();
+  try {
+    for (let i = 0; i < wanted.length; i += 500) {
+      const part = wanted.slice(i, i + 500);
+      const rows = await ctx.db.kysely
+        .selectFrom('ledger_accounts')
+        .selectAll()
+        .where('kind', '=', 'wallet')
+        .where('app_id', 'in', [...new Set(part.map((w) => w.appId))])
+        .where('owner', 'in', [...new Set(part.map((w) => w.owner))])
+        .execute();
+      const found = new Map(rows.map((r) => [lookupKey(num(r.app_id), r.owner), r]));
+      for (const w of part) {
+        const r = found.get(lookupKey(w.appId, w.owner));
+        for (const x of w.waiters) x.resolve(r ? normAccount(r) : null);
+      }
+    }
+  } catch (e) {
+    for (const w of wanted) for (const x of w.waiters) x.reject(e);
+  }
+}
+
 export async function findWallet(ctx: Ctx, appId: number, username: string): Promise<Account | null> {
-  const a = await ctx.db.kysely.selectFrom('ledger_accounts').selectAll().where('app_id', '=', appId).where('kind', '=', 'wallet').where('owner', '=', username).executeTakeFirst();
-  return a ? normAccount(a) : null;
+  return lookupWallet(ctx, appId, username);
 }
 
 export async function wallet(ctx: Ctx, appId: number, username: unknown, field = 'username'): Promise<Account> {
@@ -272,7 +319,170 @@ export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promis
   return { transfer: normTransfer(row), replayed: false };
 }
 
-export const transfer = (ctx: Ctx, s: TransferSpec): Promise<TransferResult> => writer(ctx).submit({ locks: [s.debitId, s.creditId], run: (trx) => applyTransfer(ctx, trx, s) });
+/**
+ * Several transfers of one batch in a fixed number of statements, with the same outcome as
+ * applyTransfer on each in order. The accounts are read (and on PostgreSQL locked, in id order)
+ * in one SELECT; checks and balances are worked out here in order; then one INSERT of every new
+ * transfer (ON CONFLICT DO NOTHING) and one UPDATE of every balance that changed — on PostgreSQL
+ * both in one statement, the UPDATE applied only if every row was inserted. An idempotency key
+ * already used shows as a row not inserted: the rows just inserted are deleted again (they are this
+ * transaction's own), the used keys read, and the batch worked out anew with them. Where held
+ * income is involved (a hold period, or a payer with pending income) the batch goes through
+ * applyTransfer one by one.
+ */
+export async function applyTransfers(ctx: Ctx, trx: Trx, specs: TransferSpec[]): Promise<Outcome<TransferResult>[]> {
+  const one = async (): Promise<Outcome<TransferResult>[]> => {
+    const out: Outcome<TransferResult>[] = [];
+    for (const s of specs) {
+      try {
+        out.push({ ok: true, v: await applyTransfer(ctx, trx, s) });
+      } catch (e) {
+        if (!isDomainError(e)) throw e;
+        out.push({ ok: false, e });
+      }
+    }
+    return out;
+  };
+  if (ctx.config.ledgerHoldSeconds > 0 && specs.some((s) => s.kind !== 'fund')) return one();
+  const { db } = ctx;
+  const ids = [...new Set(specs.flatMap((s) => [s.debitId, s.creditId]))].sort((x, y) => x - y);
+  const locked = await db.forUpdate(trx.selectFrom('ledger_accounts').select(['id', 'kind', 'balance', 'pending']).where('id', 'in', ids).orderBy('id')).execute();
+  if (locked.some((a) => num(a.pending) > 0 && specs.some((s) => s.debitId === num(a.id)))) return one();
+  const now = ctx.clock.now();
+  const keyOf = (scope: string, key: string) => `${scope}\u0000${key}`;
+
+  /** What the batch does, given the keys already used. */
+  const plan = (prior: Map<string, Transfer>) => {
+    const out: Outcome<TransferResult>[] = new Array(specs.length);
+    const accts = new Map(locked.map((a) => [num(a.id), { kind: a.kind, balance: num(a.balance) }]));
+    /** new transfers of this batch by key: later ones with the same key replay them */
+    const fresh = new Map<string, { index: number; spec: TransferSpec }>();
+    const rows: LedgerTransferInsert[] = [];
+    const rowOf: number[] = [];
+    const replayOf: [number, string][] = [];
+    const delta = new Map<number, number>();
+    specs.forEach((s, i) => {
+      const k = keyOf(s.scope, s.key);
+      const p = prior.get(k);
+      if (p) {
+        out[i] = p.request_hash !== s.request ? refusedKey() : { ok: true, v: { transfer: p, replayed: true } };
+        return;
+      }
+      const f = fresh.get(k);
+      if (f) {
+        if (f.spec.request !== s.request) out[i] = refusedKey();
+        else replayOf.push([i, k]);
+        return;
+      }
+      try {
+        if (s.debitId === s.creditId) throw new DomainError('PAYMENT_REFUSED', 'cannot transfer to the same account', { field: 'recv_user' });
+        if (!Number.isSafeInteger(s.amount) || s.amount <= 0) throw new DomainError('VALIDATION', 'amount must be positive', { field: 'amount' });
+        const debit = accts.get(s.debitId);
+        const credit = accts.get(s.creditId);
+        if (!debit || !credit) throw new DomainError('USER_UNKNOWN', 'no such account');
+        if (debit.kind !== 'issuer' && debit.balance < s.amount) throw new DomainError('INSUFFICIENT_FUNDS', 'balance too low for this payment', { field: 'amount' });
+        debit.balance -= s.amount;
+        credit.balance += s.amount;
+        delta.set(s.debitId, (delta.get(s.debitId) ?? 0) - s.amount);
+        delta.set(s.creditId, (delta.get(s.creditId) ?? 0) + s.amount);
+        fresh.set(k, { index: i, spec: s });
+        rowOf.push(i);
+        rows.push({
+          txid: sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now])),
+          idem_scope: s.scope,
+          idem_key: s.key,
+          request_hash: s.request,
+          tenant_id: s.tenantId,
+          app_id: s.appId,
+          debit_id: s.debitId,
+          credit_id: s.creditId,
+          amount: s.amount,
+          kind: s.kind,
+          content_id: s.contentId ?? null,
+          matures_at: now,
+          created_at: now,
+        });
+      } catch (e) {
+        if (!isDomainError(e)) throw e;
+        out[i] = { ok: false, e };
+      }
+    });
+    const changed = [...delta].filter(([, d]) => d !== 0);
+    const finish = (inserted: Transfer[]): Outcome<TransferResult>[] => {
+      const byTxid = new Map(inserted.map((t) => [t.txid, normTransfer(t)]));
+      rows.forEach((r, n) => (out[rowOf[n]] = { ok: true, v: { transfer: byTxid.get(r.txid)!, replayed: false } }));
+      for (const [i, k] of replayOf) out[i] = { ok: true, v: { transfer: (out[fresh.get(k)!.index] as { v: TransferResult }).v.transfer, replayed: true } };
+      return out;
+    };
+    return { rows, changed, finish, refused: out.some((o) => o && !o.ok) };
+  };
+
+  const balanceSql = (changed: [number, number][]) => sql<number>`balance + case id ${sql.join(changed.map(([id, d]) => sql`when ${id} then cast(${d} as bigint)`), sql` `)} end`;
+  /** INSERT ... ON CONFLICT DO NOTHING, and the UPDATE only if every row went in; the rows inserted */
+  const write = async (p: ReturnType<typeof plan>): Promise<Transfer[]> => {
+    if (!p.rows.length) return [];
+    if (db.dialect === 'postgres' && p.changed.length) {
+      return trx
+        .with('ins', (w) => w.insertInto('ledger_transfers').values(p.rows).onConflict((oc) => oc.doNothing()).returningAll())
+        .with('upd', (w) =>
+          w
+            .updateTable('ledger_accounts')
+            .set({ balance: balanceSql(p.changed) })
+            .where('id', 'in', p.changed.map(([id]) => id))
+            .where(sql<boolean>`(select count(*) from ins) = ${p.rows.length}`)
+            .returning('id'),
+        )
+        .selectFrom('ins')
+        .selectAll()
+        .execute();
+    }
+    const inserted = await trx.insertInto('ledger_transfers').values(p.rows).onConflict((oc) => oc.doNothing()).returningAll().execute();
+    if (inserted.length === p.rows.length && p.changed.length) await trx.updateTable('ledger_accounts').set({ balance: balanceSql(p.changed) }).where('id', 'in', p.changed.map(([id]) => id)).execute();
+    return inserted;
+  };
+  const priors = async () =>
+    new Map(
+      (
+        await trx
+          .selectFrom('ledger_transfers')
+          .selectAll()
+          .where('idem_scope', 'in', [...new Set(specs.map((s) => s.scope))])
+          .where('idem_key', 'in', [...new Set(specs.map((s) => s.key))])
+          .execute()
+      ).map((t) => [keyOf(t.idem_scope, t.idem_key), normTransfer(t)]),
+    );
+
+  // Most batches use no key twice and refuse nothing: then the keys need not be read first. A
+  // refusal might be a replay instead (its key already used), so then they are.
+  let p = plan(new Map());
+  let knowPriors = false;
+  if (p.refused) {
+    p = plan(await priors());
+    knowPriors = true;
+  }
+  let inserted = await write(p);
+  if (inserted.length === p.rows.length) return p.finish(inserted);
+  // some keys were used already (a retry, or the same key sent twice at once): undo this
+  // transaction's own rows, read the used keys and work the batch out anew
+  if (inserted.length) await trx.deleteFrom('ledger_transfers').where('id', 'in', inserted.map((t) => num(t.id))).execute();
+  if (!knowPriors) {
+    p = plan(await priors());
+    inserted = await write(p);
+    if (inserted.length === p.rows.length) return p.finish(inserted);
+  }
+  // a key was used by another transaction meanwhile: the batch runs again
+  throw Object.assign(new Error('idempotency key used concurrently'), { code: '40001' });
+}
+
+const refusedKey = (): Outcome<TransferResult> => ({ ok: false, e: new DomainError('PAYMENT_REFUSED', 'this idempotency key was used for a different transfer', { field: 'idempotency_key' }) });
+
+const bulkTransfers = new WeakMap<Ctx, BulkRunner<TransferSpec, TransferResult>>();
+
+export function transfer(ctx: Ctx, s: TransferSpec): Promise<TransferResult> {
+  let bulk = bulkTransfers.get(ctx);
+  if (!bulk) bulkTransfers.set(ctx, (bulk = (trx, specs) => applyTransfers(ctx, trx, specs)));
+  return writer(ctx).submit<TransferResult>({ locks: [s.debitId, s.creditId], run: (trx) => applyTransfer(ctx, trx, s), bulk: bulk as BulkRunner<unknown, TransferResult>, item: s });
+}
 
 /** Operator funding: units leave the issuing account (the only account allowed below zero). */
 export async function fund(ctx: Ctx, target: Account, amount: unknown, key?: string): Promise<TransferResult> {
@@ -308,15 +518,7 @@ export async function pay(ctx: Ctx, p: PayInput): Promise<TransferResult> {
   const key = checkIdempotencyKey(p.idempotencyKey);
   const recv = checkUsername(p.recvUser, 'recv_user');
   const send = p.isDeveloper ? null : checkUsername(p.sendUser, 'send_user');
-  const both = await ctx.db.kysely
-    .selectFrom('ledger_accounts')
-    .selectAll()
-    .where('app_id', '=', p.app.id)
-    .where('kind', '=', 'wallet')
-    .where('owner', 'in', send === null ? [recv] : [recv, send])
-    .execute();
-  const found = (name: string) => both.map(normAccount).find((a) => a.owner === name);
-  const to = found(recv);
+  const [to, f] = await Promise.all([lookupWallet(ctx, p.app.id, recv), send === null ? null : lookupWallet(ctx, p.app.id, send)]);
   if (!to) throw new DomainError('USER_UNKNOWN', `no wallet ${recv} in this app`, { field: 'recv_user' });
   let from: Account;
   if (p.isDeveloper) {
@@ -325,7 +527,6 @@ export async function pay(ctx: Ctx, p: PayInput): Promise<TransferResult> {
     if (!dev) throw new DomainError('USER_UNKNOWN', 'the developer of this app no longer exists', { field: 'is_developer' });
     from = await developerAccount(ctx, { id: Number(dev.id), tenantId: Number(dev.tenant_id) });
   } else {
-    const f = found(send!);
     if (!f) throw new DomainError('USER_UNKNOWN', `no wallet ${send} in this app`, { field: 'send_user' });
     from = f;
     const pw = checkPayPassword(p.payPassword);
