@@ -42,6 +42,8 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (o: { url: st
 const MP = Number(process.argv[2] ?? 0.5);
 const SECONDS = Number(process.argv[3] ?? 5);
 const ROUNDS = Number(process.argv[4] ?? 5);
+/** How often the bench client asks /photo/status while a job runs (PHOTOS_BENCH_POLL_MS, default 200). */
+const POLL_MS = Number(process.env.PHOTOS_BENCH_POLL_MS ?? 200);
 
 function scene(w: number, h: number): Buffer {
   const shapes = Array.from({ length: 40 }, (_, i) => {
@@ -97,7 +99,7 @@ async function main(): Promise<void> {
         // upload request start → the job marked done (its own timestamp, so polling adds nothing)
         return { ms: Number(row!.finished_at) - t0, timings: JSON.parse(row!.result!).timings, mainCpu: (c.user + c.system) / 1000 };
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise((r) => setTimeout(r, POLL_MS));
     }
   };
 
@@ -111,7 +113,7 @@ async function main(): Promise<void> {
   };
   say(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, onnxruntime-node ${ort.env.versions.node}`);
   say(`image: ${w}×${h} = ${mp.toFixed(3)} MP PNG, sr ×${config.photos.srScale}, at most ${config.photos.tile}² pixels per run, threads ${config.photos.threads || 'default'}`);
-  say(`load average at the start: ${loadavg().map((v) => v.toFixed(1)).join(', ')}`);
+  say(`status polled every ${POLL_MS} ms by the bench client (same process as the server); load average at the start: ${loadavg().map((v) => v.toFixed(1)).join(', ')}`);
 
   // --- 1. pipeline vs bare onnxruntime -------------------------------------------------------
   // Rounds alternate pipeline and bare runs (the machine may be shared: medians of ROUNDS). The bare
@@ -162,7 +164,7 @@ async function main(): Promise<void> {
   const row = (label: string, ms: number) => say(`| ${label} | ${ms.toFixed(0)} | ${(ms / 1000 / mp).toFixed(2)} |`);
   say('');
   say(`load average at the end: ${loadavg().map((v) => v.toFixed(1)).join(', ')} (on a shared machine; ${cpus().length} cores)`);
-  say(`medians of ${ROUNDS} alternating rounds (all runs, ms: pipeline ${fmt(runs.pipeline)}; tiles ${fmt(runs.tiles)}; whole ${fmt(runs.whole)})`);
+  say(`medians of ${ROUNDS} alternating rounds (all runs, ms: pipeline ${fmt(runs.pipeline)} (onnxruntime inside: ${fmt(inJob.map((t) => t.model))}); tiles ${fmt(runs.tiles)}; whole ${fmt(runs.whole)})`);
   say('');
   say('| | ms | s per input MP |');
   say('|---|---:|---:|');

@@ -1,7 +1,8 @@
 /**
  * The photo processors. Each is a real algorithm on real pixels:
  * - sr: super-resolution with the ESRGAN-family RDN network of @upscalerjs/esrgan-slim on
- *   onnxruntime-node (CPU), in overlapping tiles so memory stays bounded on large inputs;
+ *   onnxruntime-node (CPU): one run over the image, or overlapping tiles when it is larger than
+ *   the run bound (memory grows with the pixels of a run);
  * - repair: classical clean-up with sharp (3×3 median denoise, contrast normalisation, unsharp
  *   mask), then sr. It restores nothing it cannot see: it is not face restoration;
  * - colour: an operator-supplied ONNX colourization model (see docs/fangtang.md), then sr;
