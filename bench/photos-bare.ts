@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { buildSrModel, type SrScale } from '../src/services/photos/esrgan.js';
 import { WORKER_NICE } from '../src/services/photos/pool.js';
-import { TILE_MARGIN } from '../src/services/photos/processors.js';
+import { planTiles, sessionOptions, srMargin } from '../src/services/photos/processors.js';
 
 try {
   setPriority(WORKER_NICE);
@@ -29,24 +29,16 @@ process.on('message', async (m: any) => {
     const x = new Float32Array(3 * plane);
     for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) x[c * plane + i] = data[3 * i + c];
     whole = new ort.Tensor('float32', x, [1, 3, h, w]);
-    // The same tiles the pipeline runs: tile + TILE_MARGIN of context, cut at the image's edges.
-    const t = m.tile as number;
-    for (let y0 = 0; y0 < h; y0 += t)
-      for (let x0 = 0; x0 < w; x0 += t) {
-        const px0 = Math.max(0, x0 - TILE_MARGIN), py0 = Math.max(0, y0 - TILE_MARGIN);
-        const px1 = Math.min(w, x0 + t + TILE_MARGIN), py1 = Math.min(h, y0 + t + TILE_MARGIN);
-        const tw = px1 - px0, th = py1 - py0;
-        const tx = new Float32Array(3 * tw * th);
-        for (let c = 0; c < 3; c++) for (let yy = 0; yy < th; yy++) for (let xx = 0; xx < tw; xx++) tx[(c * th + yy) * tw + xx] = x[c * plane + (py0 + yy) * w + px0 + xx];
-        tiles.push(new ort.Tensor('float32', tx, [1, 3, th, tw]));
-      }
-    // The pipeline's session options (processors.ts sessionOptions with the default thread count).
-    session = await ort.InferenceSession.create(buildSrModel(m.scale as SrScale), {
-      executionProviders: ['cpu'],
-      graphOptimizationLevel: 'all',
-      interOpNumThreads: 1,
-      extra: { session: { intra_op: { allow_spinning: '0' } } },
-    });
+    // The same tiles the pipeline runs (processors.ts planTiles: the whole image in one run when it
+    // is at most tile² pixels), each with the network's receptive radius of context.
+    for (const t of planTiles(w, h, Math.max(32, m.tile) ** 2, srMargin(m.scale))) {
+      const tw = t.px1 - t.px0, th = t.py1 - t.py0;
+      const tx = new Float32Array(3 * tw * th);
+      for (let c = 0; c < 3; c++) for (let yy = 0; yy < th; yy++) for (let xx = 0; xx < tw; xx++) tx[(c * th + yy) * tw + xx] = x[c * plane + (t.py0 + yy) * w + t.px0 + xx];
+      tiles.push(new ort.Tensor('float32', tx, [1, 3, th, tw]));
+    }
+    // The pipeline's session options (processors.ts sessionOptions, the default thread count).
+    session = await ort.InferenceSession.create(buildSrModel(m.scale as SrScale), sessionOptions(m.threads ?? 0));
     await session.run({ input: new ort.Tensor('float32', new Float32Array(3 * 32 * 32), [1, 3, 32, 32]) });
     process.send!({ type: 'ready', tiles: tiles.length });
   } else if (m.type === 'run') {

@@ -66,7 +66,7 @@ export interface PhotosConfig {
   threads: number;
   /** Super-resolution factor: 2, 3, 4 or 8 (the weights the npm package ships). */
   srScale: number;
-  /** Super-resolution tile edge in input pixels (tiles overlap by a fixed margin). */
+  /** Super-resolution: one onnxruntime run reads at most tile² input pixels (larger images go in tiles). */
   tile: number;
   /** Path of an ONNX colourization model (contract in docs/fangtang.md); empty = colour refused. */
   colourModel: string;
@@ -146,7 +146,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
       concurrency: int(env, 'MENHU_PHOTOS_CONCURRENCY', 1),
       threads: int(env, 'MENHU_PHOTOS_THREADS', 0),
       srScale: int(env, 'MENHU_PHOTOS_SR_SCALE', 2),
-      tile: int(env, 'MENHU_PHOTOS_TILE', 512),
+      tile: int(env, 'MENHU_PHOTOS_TILE', 1024),
       colourModel: env.MENHU_PHOTOS_COLOUR_MODEL ?? '',
       retentionMs: int(env, 'MENHU_PHOTOS_RETENTION_S', 3600) * 1000,
       jobTimeoutMs: int(env, 'MENHU_PHOTOS_JOB_TIMEOUT_S', 3600) * 1000,

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { getPriority } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import sharp from 'sharp';
 import { ManualClock } from '../../src/core/context.js';
@@ -108,6 +109,26 @@ describe('Fangtang dialect (seed 001)', () => {
     assert.ok((await s.ctx.blobs.sweep()) >= 2);
     const left = await s.ctx.db.kysely.selectFrom('blobs').select('key').where('key', 'like', `photos/${A.id}/${mdf}/%`).execute();
     assert.deepEqual(left, []);
+  });
+
+  it('runs the model in a child process below the server’s priority, kept for the next job', async () => {
+    const pool = photoPool(s.ctx);
+    const pids: number[] = [];
+    const seen = (_id: string, pid: number) => pids.push(pid);
+    pool.on('start', seen);
+    try {
+      for (const size of [24, 32]) {
+        const up = await upload(A, { repair_type: 'sr' }, await png(sceneSvg(size, size)));
+        await runNext();
+        assert.equal((await status(A, up.json.data.mdf)).json.data.status, 200);
+      }
+    } finally {
+      pool.off('start', seen);
+    }
+    assert.equal(pids.length, 2);
+    assert.notEqual(pids[0], process.pid, 'the server process never runs the model');
+    assert.equal(pids[1], pids[0], 'the second job reuses the child (its session stays loaded)');
+    assert.ok(getPriority(pids[0]) >= getPriority(process.pid), 'the child is not above the server’s priority');
   });
 
   it('bg: the requested colour behind a person-shaped figure, JPEG out', async () => {

@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { buildSrModel, srModelDir } from '../../src/services/photos/esrgan.js';
 import { encodeModel } from '../../src/services/photos/onnx.js';
-import { cleanUp, colourize, personMask, replaceBackground, segSession, srSession, superResolve } from '../../src/services/photos/processors.js';
+import { cleanUp, colourize, personMask, planTiles, replaceBackground, segSession, srMargin, srSession, superResolve, toPlanar } from '../../src/services/photos/processors.js';
 import { noPersonSvg, personSvg, png, psnr, rawRgb, sceneSvg } from './fixtures.js';
 
 describe('sr: ESRGAN-slim (RDN) weights from npm, rebuilt as ONNX', () => {
@@ -51,13 +51,66 @@ describe('sr: ESRGAN-slim (RDN) weights from npm, rebuilt as ONNX', () => {
   it('tiles with overlap: a tiled pass equals one pass over the whole image', async () => {
     const img = await rawRgb(await png(sceneSvg(70, 52)));
     const s = await srSession(2, 0);
-    const whole = await superResolve(s, img, 2, 1000);
+    let runs = 0;
+    const whole = await superResolve(s, img, 2, 1000, (_d, n) => (runs = n));
+    assert.equal(runs, 1, 'an image under the run bound goes through in one run');
     let tiles = 0;
-    const tiled = await superResolve(s, img, 2, 24, (_d, n) => (tiles = n));
-    assert.equal(tiles, 9);
+    const tiled = await superResolve(s, img, 2, 40, (_d, n) => (tiles = n));
+    assert.ok(tiles >= 4, `${tiles} tiles`);
     let maxd = 0;
     for (let i = 0; i < whole.data.length; i++) maxd = Math.max(maxd, Math.abs(whole.data[i] - tiled.data[i]));
     assert.ok(maxd <= 1, `tiles differ from the whole-image pass by up to ${maxd}`);
+  });
+
+  it('the tile margin is the network’s receptive radius: enough context, and one pixel less is not', async () => {
+    const radius = srMargin(2);
+    assert.equal(radius, 10); // 9 convolutions (one 5×5) before the ×2 upsampling, one 3×3 after
+    // Float outputs of the network on a 28×28 core cut from a 60×60 random image, against the whole
+    // image's pass: with `radius` pixels of context they agree to float rounding; with one pixel
+    // less, the zero padding at the tile's edge reaches the core.
+    const N = 60, s = await srSession(2, 0);
+    let seed = 11;
+    const data = Uint8Array.from({ length: N * N * 3 }, () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256);
+    const img = { data, width: N, height: N };
+    const run = async (t: { px0: number; py0: number; px1: number; py1: number }) => {
+      const [w, h] = [t.px1 - t.px0, t.py1 - t.py0];
+      return { w: 2 * w, d: (await s.run({ input: new ort.Tensor('float32', toPlanar(img, t), [1, 3, h, w]) })).output.data as Float32Array, P: 4 * w * h };
+    };
+    const full = await run({ px0: 0, py0: 0, px1: N, py1: N });
+    const coreDiff = async (m: number) => {
+      const [x0, x1] = [16, 44];
+      const t = await run({ px0: x0 - m, py0: x0 - m, px1: x1 + m, py1: x1 + m });
+      let maxd = 0;
+      for (let c = 0; c < 3; c++)
+        for (let y = 2 * x0; y < 2 * x1; y++)
+          for (let x = 2 * x0; x < 2 * x1; x++) {
+            const a = full.d[c * full.P + y * full.w + x];
+            const b = t.d[c * t.P + (y - 2 * (x0 - m)) * t.w + (x - 2 * (x0 - m))];
+            maxd = Math.max(maxd, Math.abs(a - b));
+          }
+      return maxd;
+    };
+    const exact = await coreDiff(radius);
+    const short = await coreDiff(radius - 1);
+    assert.ok(exact < 1e-3, `with ${radius} pixels of context the core differs by ${exact}`);
+    assert.ok(short > 1e-3, `with ${radius - 1} pixels of context the core still matches (${short}): the radius is overstated`);
+  });
+
+  it('plans one run when the image fits, else the grid that reads the fewest pixels', () => {
+    assert.deepEqual(planTiles(866, 577, 1024 ** 2, 10), [{ x0: 0, x1: 866, y0: 0, y1: 577, px0: 0, px1: 866, py0: 0, py1: 577 }]);
+    for (const [w, h, max] of [[1732, 1155, 1024 ** 2], [2000, 1000, 512 ** 2], [3000, 200, 400 * 400], [70, 52, 40 * 40], [1, 5000, 100 * 100]]) {
+      const tiles = planTiles(w, h, max, 10);
+      const covered = new Uint8Array(w * h);
+      for (const t of tiles) {
+        assert.ok((t.px1 - t.px0) * (t.py1 - t.py0) <= max, `a run of ${t.px1 - t.px0}×${t.py1 - t.py0} > ${max}`);
+        assert.ok(t.px0 === Math.max(0, t.x0 - 10) && t.px1 === Math.min(w, t.x1 + 10) && t.py0 === Math.max(0, t.y0 - 10) && t.py1 === Math.min(h, t.y1 + 10));
+        for (let y = t.y0; y < t.y1; y++) for (let x = t.x0; x < t.x1; x++) covered[y * w + x]++;
+      }
+      assert.ok(covered.every((c) => c === 1), `${w}×${h}: every pixel in exactly one tile's core`);
+    }
+    // 2 MP (the default cap) under the default bound: two runs side by side, 2 % of the pixels read twice
+    const t2 = planTiles(1732, 1155, 1024 ** 2, 10);
+    assert.equal(t2.length, 2);
   });
 });
 

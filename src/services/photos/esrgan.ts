@@ -151,10 +151,50 @@ export function kerasToOnnx(m: LayersModelJson, weights: Map<string, { shape: nu
   return encodeModel(g);
 }
 
-/** The ONNX bytes of the package's super-resolution model for `scale`. */
-export function buildSrModel(scale: SrScale): Buffer {
+function readModelJson(scale: SrScale): { dir: string; m: LayersModelJson } {
   const dir = srModelDir(scale);
   const m = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as LayersModelJson;
   if (m.format !== 'layers-model') throw new Error(`${dir}/model.json is not a layers-model`);
+  return { dir, m };
+}
+
+/**
+ * The receptive radius of a Keras model of the layers kerasToOnnx accepts, in input pixels: how far
+ * from an output pixel (in input coordinates) an input pixel can still change it. Walks the graph
+ * taking the longest path: a k×k 'same' conv adds (k−1)/2 pixels at its layer's resolution, an
+ * upsampling by s multiplies the distance so far by s (it is then counted in finer pixels), and the
+ * result is rounded up to whole input pixels. Tiles with this much context each side give exactly
+ * the pixels of one pass over the whole image (test: *a tiled pass equals one pass*).
+ */
+export function receptiveRadius(m: LayersModelJson): number {
+  const cfg = m.modelTopology.model_config.config;
+  const at = new Map<string, { r: number; s: number }>(); // radius in pixels of resolution s × input
+  for (const layer of cfg.layers) {
+    const ins = (layer.inbound_nodes[0] ?? []).map(([src]) => at.get(src)!);
+    const s = ins.length ? ins[0].s : 1;
+    let r = ins.reduce((a, v) => Math.max(a, (v.r * s) / v.s), 0);
+    let scale = s;
+    const c = layer.config;
+    if (layer.class_name === 'Conv2D') r += Math.max(((c.kernel_size as number[])[0] - 1) >> 1, ((c.kernel_size as number[])[1] - 1) >> 1);
+    else if (layer.class_name === 'UpSampling2D') {
+      const k = Math.max(...(c.size as number[]));
+      r *= k;
+      scale *= k;
+    }
+    at.set(layer.name, { r, s: scale });
+  }
+  const out = at.get(cfg.output_layers[0][0]);
+  if (!out) throw new Error('model output not found');
+  return Math.ceil(out.r / out.s);
+}
+
+/** Receptive radius (input pixels) of the package's super-resolution model for `scale`. */
+export function srReceptiveRadius(scale: SrScale): number {
+  return receptiveRadius(readModelJson(scale).m);
+}
+
+/** The ONNX bytes of the package's super-resolution model for `scale`. */
+export function buildSrModel(scale: SrScale): Buffer {
+  const { dir, m } = readModelJson(scale);
   return kerasToOnnx(m, readWeights(dir, m));
 }

@@ -1,7 +1,8 @@
 /**
  * The photo processors. Each is a real algorithm on real pixels:
  * - sr: super-resolution with the ESRGAN-family RDN network of @upscalerjs/esrgan-slim on
- *   onnxruntime-node (CPU), in overlapping tiles so memory stays bounded on large inputs;
+ *   onnxruntime-node (CPU): one run over the image, or overlapping tiles when it is larger than
+ *   the run bound (memory grows with the pixels of a run);
  * - repair: classical clean-up with sharp (3×3 median denoise, contrast normalisation, unsharp
  *   mask), then sr. It restores nothing it cannot see: it is not face restoration;
  * - colour: an operator-supplied ONNX colourization model (see docs/fangtang.md), then sr;
@@ -13,7 +14,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { DomainError } from '../../core/errors.js';
 import { labToRgb, lightness } from './colour.js';
-import { buildSrModel, type SrScale } from './esrgan.js';
+import { buildSrModel, srReceptiveRadius, type SrScale } from './esrgan.js';
 import type { Recipe } from './steps.js';
 import { buildSegModel, SEG_SIZE } from './tflite.js';
 
@@ -40,8 +41,6 @@ export interface Rgb {
   height: number;
 }
 
-/** Input pixels of context added around each tile; wider than the network's receptive field. */
-export const TILE_MARGIN = 12;
 const COLOUR_SIZE = 256;
 
 // ---------------------------------------------------------------------------------------------
@@ -49,11 +48,16 @@ const COLOUR_SIZE = 256;
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
-function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
+/** Session options of every model here (bench/photos-bare.ts runs its baseline with the same). */
+export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
   return {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
     interOpNumThreads: 1,
+    // Image sizes vary from job to job: a memory pattern is planned per input shape and each one
+    // keeps its own block in the arena (RSS grew from 1.1 to 1.9 GB on the second 0.5 MP run with
+    // it). Without it the arena's chunks are reused across shapes.
+    enableMemPattern: false,
     ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
     // Idle onnxruntime threads sleep instead of spinning, leaving the cores to the server.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
@@ -114,10 +118,79 @@ const raw = (img: Rgb, channels = 3) => ({ raw: { width: img.width, height: img.
 // ---------------------------------------------------------------------------------------------
 // sr
 
+/** One run of the network: the core [x0, x1) × [y0, y1) it produces and the padded region it reads. */
+export interface Tile {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+  px0: number;
+  py0: number;
+  px1: number;
+  py1: number;
+}
+
+/** `n` split into `parts` near-equal segments, each widened by `margin` (clipped to [0, n)). */
+function segments(n: number, parts: number, margin: number): { a: number; b: number; pa: number; pb: number }[] {
+  const out = [];
+  const base = Math.floor(n / parts), extra = n % parts;
+  for (let i = 0, a = 0; i < parts; i++) {
+    const b = a + base + (i < extra ? 1 : 0);
+    out.push({ a, b, pa: Math.max(0, a - margin), pb: Math.min(n, b + margin) });
+    a = b;
+  }
+  return out;
+}
+
 /**
- * Runs the super-resolution network over the image in tiles of `tile` input pixels, each with
- * TILE_MARGIN pixels of context that are cut off the output, so the seams are invisible and the
- * result equals one pass over the whole image (up to float rounding).
+ * The tiles for a w×h image when one run may read at most `maxRun` pixels (context included): the
+ * whole image in one run when it fits, else the grid of near-equal tiles with the fewest pixels
+ * read in all (the context read twice is the cost of tiling), then the fewest runs. Memory of a run
+ * grows with its pixels (about 2 KB per pixel for the ×2 model), so maxRun bounds the memory.
+ */
+export function planTiles(w: number, h: number, maxRun: number, margin: number): Tile[] {
+  const longest = (n: number, parts: number) => Math.max(...segments(n, parts, margin).map((s) => s.pb - s.pa));
+  const total = (n: number, parts: number) => segments(n, parts, margin).reduce((a, s) => a + s.pb - s.pa, 0);
+  let best: { cols: number; rows: number; read: number } | null = null;
+  const limit = 256; // grids beyond 256 × 256 only if nothing smaller fits (see below)
+  for (let cols = 1; cols <= Math.min(w, limit); cols++) {
+    const pw = longest(w, cols);
+    if (pw > maxRun) continue;
+    let rows = Math.max(1, Math.ceil(h / Math.max(1, Math.floor(maxRun / pw) - 2 * margin)));
+    while (rows > 1 && longest(h, rows - 1) * pw <= maxRun) rows--;
+    while (rows < h && longest(h, rows) * pw > maxRun) rows++;
+    if (longest(h, rows) * pw > maxRun) continue;
+    const read = total(w, cols) * total(h, rows);
+    if (!best || read < best.read || (read === best.read && cols * rows < best.cols * best.rows)) best = { cols, rows, read };
+  }
+  // A bound too small for any grid (tiny maxRun on a huge image): square tiles of maxRun's side.
+  const side = Math.max(1, Math.floor(Math.sqrt(maxRun)) - 2 * margin);
+  const { cols, rows } = best ?? { cols: Math.ceil(w / side), rows: Math.ceil(h / side) };
+  const tiles: Tile[] = [];
+  for (const y of segments(h, rows, margin)) for (const x of segments(w, cols, margin)) tiles.push({ x0: x.a, x1: x.b, y0: y.a, y1: y.b, px0: x.pa, px1: x.pb, py0: y.pa, py1: y.pb });
+  return tiles;
+}
+
+/** Interleaved 8-bit RGB of a region → planar float32 [3, h, w] (the network's input, 0..255). */
+export function toPlanar(img: Rgb, t: Pick<Tile, 'px0' | 'py0' | 'px1' | 'py1'>): Float32Array {
+  const { data, width } = img;
+  const pw = t.px1 - t.px0, ph = t.py1 - t.py0, plane = pw * ph;
+  const x = new Float32Array(3 * plane);
+  for (let y = 0, j = 0; y < ph; y++) {
+    for (let s = ((t.py0 + y) * width + t.px0) * 3, e = j + pw; j < e; j++, s += 3) {
+      x[j] = data[s];
+      x[plane + j] = data[s + 1];
+      x[2 * plane + j] = data[s + 2];
+    }
+  }
+  return x;
+}
+
+/**
+ * Runs the super-resolution network over the image: in one run when the image is at most `tile`²
+ * pixels, else in tiles of at most that many pixels (planTiles), each with `margin` pixels of
+ * context (the network's receptive radius) that are cut off the output, so the result equals one
+ * pass over the whole image.
  */
 export async function superResolve(
   session: ort.InferenceSession,
@@ -126,54 +199,45 @@ export async function superResolve(
   tile: number,
   onTile?: (done: number, total: number) => void,
   clock?: { model: number },
+  margin: number = srMargin(scale),
 ): Promise<Rgb> {
-  const { width: w, height: h, data } = img;
+  const { width: w, height: h } = img;
   const W = w * scale;
   const out = new Uint8Array(W * h * scale * 3);
-  const t = Math.max(16, tile);
-  const cols = Math.ceil(w / t);
-  const rows = Math.ceil(h / t);
+  // Assigning a float to a Uint8ClampedArray clamps to 0..255 and rounds, natively.
+  const outC = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
+  const tiles = planTiles(w, h, Math.max(32, tile) ** 2, margin);
   let done = 0;
-  for (let ty = 0; ty < rows; ty++) {
-    for (let tx = 0; tx < cols; tx++) {
-      const x0 = tx * t, y0 = ty * t;
-      const x1 = Math.min(w, x0 + t), y1 = Math.min(h, y0 + t);
-      const px0 = Math.max(0, x0 - TILE_MARGIN), py0 = Math.max(0, y0 - TILE_MARGIN);
-      const px1 = Math.min(w, x1 + TILE_MARGIN), py1 = Math.min(h, y1 + TILE_MARGIN);
-      const pw = px1 - px0, ph = py1 - py0;
-      const plane = pw * ph;
-      const x = new Float32Array(3 * plane);
-      for (let y = 0; y < ph; y++) {
-        let s = ((py0 + y) * w + px0) * 3;
-        const row = y * pw;
-        for (let i = 0; i < pw; i++, s += 3) {
-          x[row + i] = data[s];
-          x[plane + row + i] = data[s + 1];
-          x[2 * plane + row + i] = data[s + 2];
-        }
+  for (const t of tiles) {
+    const pw = t.px1 - t.px0, ph = t.py1 - t.py0;
+    const input = new ort.Tensor('float32', toPlanar(img, t), [1, 3, ph, pw]);
+    const t0 = performance.now();
+    const res = await session.run({ input });
+    if (clock) clock.model += performance.now() - t0;
+    const o = res.output.data as Float32Array;
+    const OW = pw * scale, OP = OW * ph * scale;
+    const ox = (t.x0 - t.px0) * scale, oy = (t.y0 - t.py0) * scale;
+    const cw = (t.x1 - t.x0) * scale, ch = (t.y1 - t.y0) * scale;
+    for (let y = 0; y < ch; y++) {
+      let d = ((t.y0 * scale + y) * W + t.x0 * scale) * 3;
+      for (let si = (oy + y) * OW + ox, e = si + cw; si < e; si++, d += 3) {
+        outC[d] = o[si];
+        outC[d + 1] = o[OP + si];
+        outC[d + 2] = o[2 * OP + si];
       }
-      const t0 = performance.now();
-      const res = await session.run({ input: new ort.Tensor('float32', x, [1, 3, ph, pw]) });
-      if (clock) clock.model += performance.now() - t0;
-      const o = res.output.data as Float32Array;
-      const OW = pw * scale, OP = OW * ph * scale;
-      const ox = (x0 - px0) * scale, oy = (y0 - py0) * scale;
-      const cw = (x1 - x0) * scale, ch = (y1 - y0) * scale;
-      for (let y = 0; y < ch; y++) {
-        let d = ((y0 * scale + y) * W + x0 * scale) * 3;
-        const srow = (oy + y) * OW + ox;
-        for (let i = 0; i < cw; i++, d += 3) {
-          const si = srow + i;
-          out[d] = clamp255(o[si]);
-          out[d + 1] = clamp255(o[OP + si]);
-          out[d + 2] = clamp255(o[2 * OP + si]);
-        }
-      }
-      res.output.dispose?.();
-      onTile?.(++done, rows * cols);
     }
+    res.output.dispose?.();
+    onTile?.(++done, tiles.length);
   }
   return { data: out, width: W, height: h * scale };
+}
+
+const margins = new Map<number, number>();
+/** Context each tile needs: the receptive radius of the ×`scale` network (10 input pixels for ×2). */
+export function srMargin(scale: number): number {
+  let m = margins.get(scale);
+  if (m === undefined) margins.set(scale, (m = srReceptiveRadius(scale as SrScale)));
+  return m;
 }
 
 const clamp255 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v));
