@@ -236,6 +236,7 @@ describe('native REST: declared objects', () => {
       [`/Shop/rows/${id}`, [], 400, 'VALIDATION', undefined],
       [`/Shop/rows/999999`, { name: 'ghost' }, 404, 'NOT_FOUND', undefined],
       [`/Shop/rows/0`, { name: 'ghost' }, 400, 'VALIDATION', undefined],
+      [`/Shop/rows/2147483648`, { name: 'ghost' }, 400, 'VALIDATION', undefined],
       [`/Nope/rows/1`, { name: 'ghost' }, 404, 'NOT_FOUND', undefined],
       [`/Owned/rows/1`, { title: 'x' }, 403, 'FORBIDDEN', undefined],
     ];
@@ -301,6 +302,8 @@ describe('native REST: declared objects', () => {
       [`/Item/attachments/${pic.id}`, op, 404, 'NOT_FOUND'], // no attachment fields
       [`/Nope/attachments/${pic.id}`, op, 404, 'NOT_FOUND'],
       [`/Shop/attachments/abc`, op, 400, 'VALIDATION'],
+      [`/Shop/attachments/2147483648`, op, 400, 'VALIDATION'],
+      [`/Shop/attachments/${pic.id}?thumb=maybe`, op, 400, 'VALIDATION'],
       [`/Shop/attachments/${pic.id}`, tenant, 403, 'FORBIDDEN'],
     ];
     for (const [path, who, status, code] of refused) {

@@ -55,12 +55,12 @@ const NameParams = Type.Object({ name: Type.String({ pattern: '^[A-Z][A-Za-z0-9_
 const adminCaller = (p: Principal): Caller => ({ role: 'admin', loggedIn: true, vars: p.kind === 'developer' ? { adminId: p.developer.id } : {} });
 
 const Row = Type.Record(Type.String(), Type.Unknown());
-const RowParams = Type.Object({ name: NameParams.properties.name, id: Type.Integer({ minimum: 1, maximum: 2 ** 53 - 1, description: 'the row id' }) });
+const RowParams = Type.Object({ name: NameParams.properties.name, id: Type.Integer({ minimum: 1, maximum: 2147483647, description: 'the row id' }) });
 const EditBody = Type.Record(Type.String({ maxLength: 64 }), Type.Union([Type.String({ maxLength: 100000 }), Type.Number(), Type.Boolean(), Type.Null()]), {
   description: 'field → new value, as `Obj.set` takes them: null or "" clears a field, "empty" stores an empty text; sub-objects are not written here',
   maxProperties: 200,
 });
-const AttParams = Type.Object({ name: NameParams.properties.name, id: Type.Integer({ minimum: 1, maximum: 2 ** 53 - 1, description: 'id of the uploaded file' }) });
+const AttParams = Type.Object({ name: NameParams.properties.name, id: Type.Integer({ minimum: 1, maximum: 2147483647, description: 'id of the uploaded file' }) });
 const AttQ = Type.Object({ thumb: Type.Optional(Type.Boolean({ description: "the image's thumbnail (uploaded with genThumb=1)" })) }, { additionalProperties: false });
 
 export async function objectsRest(app: FastifyInstance, svc: ObjectsService): Promise<void> {
