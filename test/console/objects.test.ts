@@ -1,12 +1,15 @@
 /**
  * The objects area in a real browser: the declared objects of the shipped example schema, an
  * object's fields and role rules, and the rows browser (operators): a `cond` filter, paging with
- * the total, a refused condition shown as an error; a developer sees the schema but no rows.
+ * the total, a refused condition shown as an error; editing a row in the form (PATCH, field errors
+ * shown at the field); file previews of attachment fields; a developer sees the schema but no rows.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import sharp from 'sharp';
 import { objectsOf } from '../../src/modules/objects.js';
+import { upload } from '../../src/services/objects/files.js';
 import { registerDeveloper } from '../../src/services/accounts/index.js';
 import { login, loginOperator, openArea, overflowX, screenshot, startRig, type ConsoleRig } from './browser.js';
 
@@ -36,7 +39,7 @@ test('objects, fields and rules; rows with a cond filter and paging (operator)',
   await page.waitForSelector('[data-testid=rows] tbody tr');
   assert.equal(await rowCount(), 20);
   assert.equal(await page.textContent('[data-testid=rows-total]'), '32 in all');
-  assert.deepEqual(await page.$$eval('[data-testid=rows] thead th', (h) => h.map((x) => x.textContent)), ['id', 'name', 'addr', 'pause', 'updateTm']);
+  assert.deepEqual(await page.$$eval('[data-testid=rows] thead th', (h) => h.map((x) => x.textContent)), ['id', 'name', 'addr', 'pause', 'updateTm', ''], 'the last column holds the edit buttons');
 
   await page.selectOption('[data-testid=rows-filter] select[name=limit]', '10');
   await page.fill('[data-testid=rows-filter] input[name=cond]', "name like '%分店%' and pause=0");
@@ -68,6 +71,49 @@ test('objects, fields and rules; rows with a cond filter and paging (operator)',
   assert.ok(!(await page.$$eval('[data-testid=rows] thead th', (h) => h.map((x) => x.textContent))).includes('pwd'));
   await page.click('[role=tab]:has-text("Fields")');
   assert.match((await page.textContent('[data-testid=fields] tbody tr[data-key=pwd]')) ?? '', /hidden.*password/);
+});
+
+test('edit a row in the form; attachments previewed (operator)', async () => {
+  const ctx = rig.server.ctx;
+  const table = (n: string) => objectsOf(ctx).schema.objects.get(n)!.table;
+  const storeId = Number((await (ctx.db.kysely as any).insertInto(table('Store')).values({ name: '待改名', addr: '广州', pause: 0, updateTm: '2026-11-23 12:00:00' }).returning('id').executeTakeFirstOrThrow()).id);
+  await page.goto(`${rig.server.url}/console/objects/Store`);
+  await page.waitForSelector('[data-testid=rows] tbody tr');
+  await page.fill('[data-testid=rows-filter] input[name=cond]', `id=${storeId}`);
+  await page.click('[data-testid=rows-filter] button[type=submit]');
+  await page.waitForSelector('[data-testid=rows-total]:text-is("1 in all")');
+  await page.click(`[data-testid=rows] tbody tr[data-key="${storeId}"] [data-testid=edit-row-button]`);
+  await page.waitForSelector('[data-testid=edit-form]');
+  assert.equal(await page.inputValue('[data-testid=edit-form] input[name=name]'), '待改名');
+  assert.equal(await page.inputValue('[data-testid=edit-form] select[name=pause]'), '0');
+  assert.equal(await page.$('[data-testid=edit-form] [name=id]'), null, 'the id is not a form field');
+
+  // a value too long for name(m) is refused at the field, and nothing changes
+  await page.$eval('[data-testid=edit-form] input[name=name]', (el: any) => el.removeAttribute('maxlength'));
+  await page.fill('[data-testid=edit-form] input[name=name]', 'x'.repeat(60));
+  await page.click('[data-testid=edit-form] button[type=submit]');
+  await page.waitForSelector('[data-testid=field-error]');
+  assert.match((await page.textContent('[data-testid=field-error]')) ?? '', /Store\.name/);
+
+  await page.fill('[data-testid=edit-form] input[name=name]', '新名字 O\'Hara');
+  await page.selectOption('[data-testid=edit-form] select[name=pause]', '1');
+  await page.click('[data-testid=edit-form] button[type=submit]');
+  await page.waitForSelector('[data-testid=edit-note]:text-is("Saved")');
+  await page.waitForSelector(`[data-testid=rows] tbody tr[data-key="${storeId}"]:has-text("新名字 O'Hara")`);
+  await page.click('[data-testid=edit-row] button[aria-label]');
+  const stored = await (ctx.db.kysely as any).selectFrom(table('Store')).select(['name', 'pause']).where('id', '=', storeId).executeTakeFirstOrThrow();
+  assert.deepEqual(stored, { name: "新名字 O'Hara", pause: 1 });
+
+  // OrderAtt.attId refers to uploaded files: a picture for an image, a download link otherwise
+  const png = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#2a6' } }).png().toBuffer();
+  const [img, txt] = await upload(ctx, [{ name: 'shop.png', data: png }, { name: 'notes.txt', data: Buffer.from('hello') }], { genThumb: false, autoResize: false, by: null });
+  for (const attId of [img.id, txt.id]) await (ctx.db.kysely as any).insertInto(table('OrderAtt')).values({ orderId: 1, attId }).execute();
+  await page.goto(`${rig.server.url}/console/objects/OrderAtt`);
+  await page.waitForSelector(`[data-testid=rows] [data-att="${img.id}"] img`);
+  await page.waitForFunction((id) => ((globalThis as any).document.querySelector(`[data-att="${id}"] img`)?.naturalWidth ?? 0) === 64, String(img.id));
+  await page.waitForSelector(`[data-testid=rows] [data-att="${txt.id}"]:text-is("file #${txt.id}")`);
+  assert.equal(await page.getAttribute(`[data-att="${txt.id}"]`, 'href'), `/rest/v1/objects/OrderAtt/attachments/${txt.id}`);
+  assert.equal((await screenshot(rig, page, 'object-attachments')).width, 1280);
 });
 
 test('a developer on a phone sees the declared objects but no rows', async () => {

@@ -1,11 +1,11 @@
 /** Declared objects (the BQP schema): objects, their fields and rules, and a rows browser with a `cond` filter bar for operators (REST /objects). */
 import { useState } from 'preact/hooks';
-import { get } from '../api';
+import { ApiError, get, patch, REST } from '../api';
 import type { AreaProps } from '../app';
 import { fmtNumber, t, tr } from '../i18n';
 import { go, href, navigate } from '../router';
 import { useSession } from '../session';
-import { Card, Err, Field, Loading, onSubmit, Table, Tabs, useLoad } from '../ui';
+import { Card, Err, Field, Loading, Modal, onSubmit, Table, Tabs, useAction, useLoad } from '../ui';
 import { BackLink } from './common';
 
 interface ObjField {
@@ -18,6 +18,7 @@ interface ObjField {
   hidden: boolean;
   password: boolean;
   enum: Record<string, string> | null;
+  attachment: boolean;
 }
 interface ObjDef {
   name: string;
@@ -68,6 +69,11 @@ const L = {
   operatorsOnly: ['数据只对运营者开放：对象的表属于整个部署，不分租户。', 'Rows are for operators only: the objects’ tables belong to the whole deployment, not to a tenant.'],
   first: ['第一页', 'First page'],
   maxPage: ['每页最多 {n} 行', 'at most {n} rows a page'],
+  editRow: ['编辑 {o} #{id}', 'Edit {o} #{id}'],
+  saved: ['已保存', 'Saved'],
+  noChange: ['没有修改', 'Nothing changed'],
+  file: ['文件 #{id}', 'file #{id}'],
+  editHint: ['按管理员角色的规则保存（与 BQP 的 set 相同）：只读字段不可改，空值清除字段。', 'Saved under the admin role’s rules, as a BQP set: readonly fields cannot change; an empty value clears a field.'],
 } as const;
 
 const ROLES = ['guest', 'user', 'employee', 'admin'] as const;
@@ -254,6 +260,114 @@ function Schema({ def: o }: { def: ObjDef }) {
   );
 }
 
+const attUrl = (obj: string, id: string, thumb = false) => `${REST}/objects/${encodeURIComponent(obj)}/attachments/${encodeURIComponent(id)}${thumb ? '?thumb=true' : ''}`;
+
+/** An attachment id (or a comma-separated list): images as small pictures, other files as download links. */
+function AttPreview({ obj, value }: { obj: string; value: unknown }) {
+  const ids = cellText(value)
+    .split(',')
+    .map((x) => x.trim().split(':')[0])
+    .filter((x) => /^\d{1,15}$/.test(x));
+  if (!ids.length) return <span class="muted">{cellText(value)}</span>;
+  return (
+    <span class="checks">
+      {ids.map((id) => (
+        <AttOne obj={obj} id={id} />
+      ))}
+    </span>
+  );
+}
+
+function AttOne({ obj, id }: { obj: string; id: string }) {
+  const [notImage, setNotImage] = useState(false);
+  const url = attUrl(obj, id);
+  return (
+    <a href={url} target="_blank" rel="noopener" data-testid="att-link" data-att={id}>
+      {notImage ? tr(L.file).replace('{id}', id) : <img class="att-thumb" src={url} alt={tr(L.file).replace('{id}', id)} loading="lazy" onError={() => setNotImage(true)} />}
+    </a>
+  );
+}
+
+const editable = (f: ObjField) => f.name !== 'id' && !f.hidden && !f.password;
+const locked = (f: ObjField) => f.readonly || f.readonly_for.includes('admin');
+
+/** The value a form shows for a stored one: enums by their key (a query may answer with the text). */
+function formValue(f: ObjField, v: unknown): string {
+  const s = cellText(v);
+  if (f.enum && !(s in f.enum)) return Object.entries(f.enum).find(([, text]) => text === s)?.[0] ?? s;
+  return s;
+}
+
+function EditRow({ def, row, onClose, onSaved }: { def: ObjDef; row: Record<string, unknown>; onClose: () => void; onSaved: () => void }) {
+  const fields = def.fields.filter(editable);
+  const initial = Object.fromEntries(fields.map((f) => [f.name, formValue(f, row[f.name])]));
+  const [form, setForm] = useState<Record<string, string>>(initial);
+  const [note, setNote] = useState('');
+  const act = useAction();
+  const fieldErr = act.error instanceof ApiError && act.error.field ? act.error.field : null;
+  const id = String(row.id);
+  return (
+    <Modal title={tr(L.editRow).replace('{o}', def.name).replace('{id}', id)} onClose={onClose} testid="edit-row">
+      <form
+        data-testid="edit-form"
+        onSubmit={onSubmit(async () => {
+          const changed = Object.fromEntries(fields.filter((f) => !locked(f) && form[f.name] !== initial[f.name]).map((f) => [f.name, form[f.name] === '' ? null : form[f.name]]));
+          if (!Object.keys(changed).length) return setNote(tr(L.noChange));
+          const r = await act.run(() => patch(`/objects/${encodeURIComponent(def.name)}/rows/${encodeURIComponent(id)}`, changed));
+          if (r) {
+            setNote(tr(L.saved));
+            onSaved();
+          }
+        })}
+      >
+        <p class="muted">{tr(L.editHint)}</p>
+        {fields.map((f) => (
+          <Field label={`${f.name}${f.required ? ' *' : ''}`}>
+            {f.enum ? (
+              <select name={f.name} disabled={locked(f)} value={form[f.name]} onChange={(e) => setForm({ ...form, [f.name]: e.currentTarget.value })}>
+                {(!f.required || !(form[f.name] in f.enum)) && <option value="">—</option>}
+                {Object.entries(f.enum).map(([k, text]) => (
+                  <option value={k}>{`${k} ${text}`}</option>
+                ))}
+              </select>
+            ) : (
+              <input
+                name={f.name}
+                disabled={locked(f)}
+                maxLength={f.type === 'text' && f.length ? f.length : undefined}
+                inputMode={['int', 'dec', 'real', 'flag'].includes(f.type) ? 'decimal' : undefined}
+                placeholder={f.type === 'datetime' ? 'YYYY-MM-DD hh:mm:ss' : f.type === 'date' ? 'YYYY-MM-DD' : undefined}
+                value={form[f.name]}
+                onInput={(e) => setForm({ ...form, [f.name]: e.currentTarget.value })}
+              />
+            )}
+            {f.attachment && form[f.name] && <AttPreview obj={def.name} value={form[f.name]} />}
+            {fieldErr === f.name && (
+              <div class="error" role="alert" data-testid="field-error">
+                {(act.error as ApiError).message}
+              </div>
+            )}
+          </Field>
+        ))}
+        {!fieldErr && <Err error={act.error} />}
+        {note && !act.error && (
+          <p class="muted" data-testid="edit-note">
+            {note}
+          </p>
+        )}
+        <div class="form-actions">
+          <button type="submit" class="primary" disabled={act.busy}>
+            {t('save')}
+          </button>
+          <button type="button" onClick={onClose}>
+            {t('close')}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
 const cellText = (v: unknown): string => (v === null || v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
 
 function RowsBrowser({ def }: { def: ObjDef }) {
@@ -268,8 +382,12 @@ function RowsBrowser({ def }: { def: ObjDef }) {
     return r;
   }, [def.name, query, cursor]);
   const data = rows.data;
+  const [editing, setEditing] = useState<Record<string, unknown> | null>(null);
+  const canEdit = (def.operations.admin ?? []).includes('set');
+  const att = new Set(def.fields.filter((f) => f.attachment).map((f) => f.name));
   return (
     <Card testid="object-rows">
+      {editing && <EditRow def={def} row={editing} onClose={() => setEditing(null)} onSaved={rows.reload} />}
       <form
         class="filter-bar"
         data-testid="rows-filter"
@@ -306,18 +424,33 @@ function RowsBrowser({ def }: { def: ObjDef }) {
           testid="rows"
           rowKey={(r) => String(r.id ?? JSON.stringify(r))}
           rows={data.items}
-          cols={data.columns.map((c) => ({
-            label: c,
-            class: typeof data.items[0]?.[c] === 'number' ? 'num' : undefined,
-            render: (r: Record<string, unknown>) => {
-              const text = cellText(r[c]);
-              return (
-                <span class="cell-clip" title={text}>
-                  {text}
-                </span>
-              );
-            },
-          }))}
+          cols={[
+            ...data.columns.map((c) => ({
+              label: c,
+              class: typeof data.items[0]?.[c] === 'number' && !att.has(c) ? 'num' : undefined,
+              render: (r: Record<string, unknown>) => {
+                if (att.has(c) && r[c] !== null && r[c] !== undefined && r[c] !== '') return <AttPreview obj={def.name} value={r[c]} />;
+                const text = cellText(r[c]);
+                return (
+                  <span class="cell-clip" title={text}>
+                    {text}
+                  </span>
+                );
+              },
+            })),
+            ...(canEdit && data.columns.includes('id')
+              ? [
+                  {
+                    label: '',
+                    render: (r: Record<string, unknown>) => (
+                      <button type="button" data-testid="edit-row-button" onClick={() => setEditing(r)}>
+                        {t('edit')}
+                      </button>
+                    ),
+                  },
+                ]
+              : []),
+          ]}
         />
       ) : null}
       <div class="pager">

@@ -15,7 +15,7 @@ import { DomainError, isDomainError } from '../../core/errors.js';
 import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
 import { andAll, condTree } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
-import { findFile, upload, type UploadPart } from '../../services/objects/files.js';
+import { contentDisposition, findFile, upload, type UploadPart } from '../../services/objects/files.js';
 import { chpwd, genCode, loginByCode, register } from '../../services/objects/users.js';
 import { callInfo, clientIp, header, isBackendDown } from '../http.js';
 import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
@@ -333,9 +333,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       return;
     }
     const inline = param('down') === '0' || (param('down') !== '1' && /^(image|video|audio)\//.test(row.mime));
-    const name = row.org_name;
-    const ascii = /^[\x20-\x7e]+$/.test(name) && !/["\\]/.test(name);
-    const disp = `${inline ? '' : 'attachment; '}filename="${ascii ? name : name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"${ascii ? '' : `; filename*=UTF-8''${encodeURIComponent(name)}`}`;
+    const disp = contentDisposition(row.org_name, inline);
     reply
       .code(200)
       .type(row.mime)

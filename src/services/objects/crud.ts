@@ -18,8 +18,8 @@ export interface Exec {
   now: number;
 }
 
-const bad = (msg: string): never => {
-  throw new DomainError('VALIDATION', msg);
+const bad = (msg: string, field?: string): never => {
+  throw new DomainError('VALIDATION', msg, { field });
 };
 
 /** Parameters that travel with a call but are not fields. */
@@ -42,28 +42,28 @@ export function inValue(def: ObjectDef, f: FieldDef, raw: unknown, mode: 'add' |
   const name = `${def.name}.${f.name}`;
   switch (f.type) {
     case 'id':
-      return bad(`\`${name}\` cannot be written`);
+      return bad(`\`${name}\` cannot be written`, f.name);
     case 'int':
     case 'flag': {
       if (v === '' ) return null;
       if (typeof v === 'boolean') v = v ? 1 : 0;
       const s = String(v).trim();
-      if (!/^-?\d{1,15}$/.test(s)) bad(`\`${name}\` must be an integer`);
+      if (!/^-?\d{1,15}$/.test(s)) bad(`\`${name}\` must be an integer`, f.name);
       v = Number(s);
       break;
     }
     case 'dec': {
       if (v === '') return null;
-      if (typeof v !== 'string' && typeof v !== 'number') bad(`\`${name}\` must be a number`);
+      if (typeof v !== 'string' && typeof v !== 'number') bad(`\`${name}\` must be a number`, f.name);
       const n = decToInt(v as string | number, 2);
-      if (n === null) bad(`\`${name}\` must be a number`);
+      if (n === null) bad(`\`${name}\` must be a number`, f.name);
       v = n;
       break;
     }
     case 'real': {
       if (v === '') return null;
       const n = Number(v);
-      if (typeof v === 'object' || !Number.isFinite(n)) bad(`\`${name}\` must be a number`);
+      if (typeof v === 'object' || !Number.isFinite(n)) bad(`\`${name}\` must be a number`, f.name);
       v = n;
       break;
     }
@@ -71,19 +71,19 @@ export function inValue(def: ObjectDef, f: FieldDef, raw: unknown, mode: 'add' |
     case 'date': {
       if (v === '') return null;
       const s = normDate(String(v), f.type);
-      if (!(f.type === 'date' ? /^\d{4}-\d\d-\d\d$/ : /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/).test(s)) bad(`\`${name}\` must be a ${f.type === 'date' ? 'date' : 'date and time'}`);
+      if (!(f.type === 'date' ? /^\d{4}-\d\d-\d\d$/ : /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/).test(s)) bad(`\`${name}\` must be a ${f.type === 'date' ? 'date' : 'date and time'}`, f.name);
       v = s;
       break;
     }
     case 'text': {
       const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
       v = escapeHtml(s);
-      if (f.len > 0 && [...(v as string)].length > f.len) bad(`\`${name}\` is longer than ${f.len} characters`);
+      if (f.len > 0 && [...(v as string)].length > f.len) bad(`\`${name}\` is longer than ${f.len} characters`, f.name);
       break;
     }
   }
   const e = def.enums.get(f.name);
-  if (e && v !== null && !(String(v) in e)) bad(`\`${name}\` must be one of ${Object.keys(e).join(', ')}`);
+  if (e && v !== null && !(String(v) in e)) bad(`\`${name}\` must be one of ${Object.keys(e).join(', ')}`, f.name);
   return v;
 }
 
@@ -111,16 +111,16 @@ async function parseFields(x: Exec, def: ObjectDef, acl: Acl, body: Record<strin
       continue;
     }
     const f = def.fields.get(k0);
-    if (!f) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${k0}\` of ${def.name}`);
+    if (!f) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${k0}\` of ${def.name}`, { field: k0 });
     if ((def.readonly.has(k0) || acl.readonly.has(k0)) && !allow.has(k0)) {
       if (raw === undefined || (mode === 'add' && (raw === '' || raw === null))) continue;
-      throw new DomainError('FORBIDDEN', `set readonly field ${def.name}.\`${k0}\``);
+      throw new DomainError('FORBIDDEN', `set readonly field ${def.name}.\`${k0}\``, { field: k0 });
     }
     const v = inValue(def, f, raw, mode);
     if (v === undefined) continue;
     given++;
-    if (mode === 'set' && v === null && def.required.has(k0)) bad(`\`${def.name}.${k0}\` is required`);
-    if (def.passwords.has(k0) && typeof v === 'string' && v.length > 200) bad(`\`${def.name}.${k0}\` is longer than 200 characters`);
+    if (mode === 'set' && v === null && def.required.has(k0)) bad(`\`${def.name}.${k0}\` is required`, k0);
+    if (def.passwords.has(k0) && typeof v === 'string' && v.length > 200) bad(`\`${def.name}.${k0}\` is longer than 200 characters`, k0);
     values[k0] = def.passwords.has(k0) && typeof v === 'string' && v !== '' ? await hashPassword(v) : v;
   }
   return { values, subs, given };

@@ -135,3 +135,9 @@ export async function findFile(ctx: Ctx, q: { id?: number; thumb?: boolean; thum
   }
   return { row: r, etag: `att-${q.id}` };
 }
+
+/** `inline; filename=…` / `attachment; filename=…`, with an RFC 5987 `filename*` for names outside printable ASCII. */
+export function contentDisposition(name: string, inline: boolean): string {
+  const ascii = /^[\x20-\x7e]+$/.test(name) && !/["\\]/.test(name);
+  return `${inline ? '' : 'attachment; '}filename="${ascii ? name : name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"${ascii ? '' : `; filename*=UTF-8''${encodeURIComponent(name)}`}`;
+}

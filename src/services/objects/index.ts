@@ -10,10 +10,11 @@ import type { Ctx } from '../../core/context.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { login as developerLogin, logout as developerLogout } from '../../services/accounts/index.js';
-import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, setIf, setObj, timeText, type Exec } from './crud.js';
+import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, isReserved, setIf, setObj, timeText, type Exec } from './crud.js';
+import { findFile, type FileRow } from './files.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { aclFor, andAll, condTree, deny, fetchRows, intParam, qsearchTree, runQuery, setReader, splitCols, type Caller, type QueryResult } from './query.js';
+import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, setReader, splitCols, type Caller, type QueryResult } from './query.js';
 import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
@@ -40,7 +41,7 @@ export interface ObjParams {
 
 export interface ObjectDescription {
   name: string;
-  fields: { name: string; type: FieldType; length: number; required: boolean; readonly: boolean; readonlyFor: Role[]; hidden: boolean; password: boolean; enum: Record<string, string> | null }[];
+  fields: { name: string; type: FieldType; length: number; required: boolean; readonly: boolean; readonlyFor: Role[]; hidden: boolean; password: boolean; enum: Record<string, string> | null; attachment: boolean }[];
   virtualFields: { name: string; type: FieldType; object: string; field: string; default: boolean }[];
   subObjects: { name: string; object: string; foreignKey: string; default: boolean }[];
   operations: Partial<Record<Role, string[]>>;
@@ -63,6 +64,13 @@ export function callerOf(s: SessionData | null): Caller {
   if (s.app === 'admin') return { role: 'admin', loggedIn: true, vars: { adminId: s.adminId } };
   if (s.app === 'emp') return { role: 'employee', loggedIn: true, vars: { empId: s.empId } };
   return { role: 'user', loggedIn: true, vars: { uid: s.uid } };
+}
+
+/** Fields that hold ids of uploaded files, by JDCloud's naming: `attId`, `picId`, `atts`, `pics`, `logoPicId`, `shopPics`… */
+export function isAttachmentField(name: string, type: FieldType): boolean {
+  if (type === 'int') return /^(att|pic)Id$|[a-z](Att|Pic)Id$/.test(name);
+  if (type === 'text') return /^(att|pic)s$|[a-z](Att|Pic)s$/.test(name);
+  return false;
 }
 
 interface LogEntry {
@@ -233,6 +241,7 @@ export class ObjectsService {
           hidden: def.hidden.has(n),
           password: def.passwords.has(n),
           enum: def.enums.get(n) ?? null,
+          attachment: isAttachmentField(n, f.type),
         };
       }),
       virtualFields: [...def.vcols.values()].map((v) => ({ name: v.name, type: v.def.type, object: def.joins.get(v.join)!.obj, field: v.field, default: v.default })),
@@ -256,6 +265,51 @@ export class ObjectsService {
     if (r.kind !== 'query') throw new Error('query answered no rows');
     const { cols, rows, nextkey, total } = r.result;
     return { cols, rows: rows.map((row) => Object.fromEntries(cols.map((c, i) => [c, row[i]]))), next: nextkey === undefined ? null : String(nextkey), total: total ?? null };
+  }
+
+  /**
+   * Writes one row as `Obj.set` does (the caller's role rules: readonly, required, enum, type, row
+   * filter, status log) in one transaction, and answers the row as `browse` reads it.
+   */
+  async edit(caller: Caller, name: string, id: number, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const def = this.schema.objects.get(name);
+    if (!def) throw new DomainError('NOT_FOUND', `no declared object ${name}`);
+    const acl = requireOp(def, caller, 'set');
+    const keys = Object.keys(body);
+    if (!keys.length) throw new DomainError('VALIDATION', 'no field to set');
+    for (const k of keys) {
+      if (k === 'id') throw new DomainError('FORBIDDEN', `set readonly field ${def.name}.\`id\``, { field: k });
+      if (isReserved(k) || def.subobj.has(k)) throw new DomainError('UNKNOWN_FIELD', `unknown field \`${k}\` of ${def.name}`, { field: k });
+    }
+    await this.run(true, async (x) => {
+      const found = await sql`select ${sql.ref('id')} from ${sql.table(def.table)} where ${sql.join([sql`${sql.ref('id')} = ${id}`, ...filterSql(def, acl, caller, '')], sql` and `)}`.execute(x.db);
+      if (!found.rows.length) throw new DomainError('NOT_FOUND', `no ${def.name} row ${id}`);
+      await setObj(x, def, caller, id, body);
+    });
+    if (!aclFor(def, caller)?.ops.has('query')) return { id };
+    return (await this.browse(caller, name, { cond: `id=${id}`, limit: 1 })).rows[0] ?? { id };
+  }
+
+  /**
+   * An uploaded file that a row of object `name` refers to through one of its attachment fields
+   * (`attId`, `picId`, `pics`…, see isAttachmentField); `thumb` gives its thumbnail. null: no such
+   * file, or no row of this object refers to it (the caller's row filter applies).
+   */
+  async attachment(caller: Caller, name: string, id: number, thumb: boolean): Promise<{ row: FileRow; etag: string } | null> {
+    const def = this.schema.objects.get(name);
+    if (!def) throw new DomainError('NOT_FOUND', `no declared object ${name}`);
+    const acl = requireOp(def, caller, 'query');
+    const fields = def.order.filter((n) => isAttachmentField(n, def.fields.get(n)!.type) && !def.hidden.has(n));
+    if (!fields.length) return null;
+    const refs = fields.map((n) =>
+      def.fields.get(n)!.type === 'int'
+        ? sql`${sql.ref(n)} = ${id}`
+        : sql`(',' || replace(${sql.ref(n)}, ' ', '') || ',') like ${`%,${id},%`}`,
+    );
+    const db = this.ctx.db.kysely as unknown as Kysely<any>;
+    const hit = await sql`select ${sql.ref('id')} from ${sql.table(def.table)} where ${sql.join([sql`(${sql.join(refs, sql` or `)})`, ...filterSql(def, acl, caller, '')], sql` and `)} limit 1`.execute(db);
+    if (!hit.rows.length) return null;
+    return findFile(this.ctx, { id, thumb });
   }
 
   /** hiddenFields / gresHidden, pivot, statRes, sumFields — in the reference's order. */
