@@ -78,7 +78,7 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
     // one access line per request (below) instead of Fastify's two
     logController: new LogController({ disableRequestLogging: true }),
     // req.log is made on first use: most requests never log beyond the access line
-    childLoggerFactory: (logger, bindings, childOpts) => lazyChild(logger, bindings, childOpts),
+    childLoggerFactory: (logger, bindings, childOpts) => new LazyChild(logger, bindings, childOpts) as unknown as FastifyBaseLogger,
     bodyLimit: ctx.config.bodyLimit,
     trustProxy: ctx.config.trustProxy,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false, useDefaults: true } },
@@ -205,26 +205,47 @@ function clientAddress(req: IncomingMessage, trustProxy: boolean): string {
   return req.socket.remoteAddress ?? '';
 }
 
-/** A child logger that is only made when something is logged through it. */
-function lazyChild(parent: FastifyBaseLogger, bindings: Bindings, childOpts: ChildLoggerOptions): FastifyBaseLogger {
-  let real: FastifyBaseLogger | undefined;
-  const get = () => (real ??= parent.child(bindings, childOpts));
-  return {
-    get level() {
-      return real ? real.level : parent.level;
-    },
-    set level(v: string) {
-      get().level = v;
-    },
-    fatal: (...a: Parameters<FastifyBaseLogger['fatal']>) => get().fatal(...a),
-    error: (...a: Parameters<FastifyBaseLogger['error']>) => get().error(...a),
-    warn: (...a: Parameters<FastifyBaseLogger['warn']>) => get().warn(...a),
-    info: (...a: Parameters<FastifyBaseLogger['info']>) => get().info(...a),
-    debug: (...a: Parameters<FastifyBaseLogger['debug']>) => get().debug(...a),
-    trace: (...a: Parameters<FastifyBaseLogger['trace']>) => get().trace(...a),
-    silent: (...a: Parameters<FastifyBaseLogger['silent']>) => get().silent(...a),
-    child: (b: Bindings, o?: ChildLoggerOptions) => get().child(b, o),
-  } as FastifyBaseLogger;
+/** A child logger that is only made when something is logged through it (methods on the prototype: nothing is allocated per request but the object). */
+class LazyChild {
+  #real: FastifyBaseLogger | undefined;
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly childOpts: ChildLoggerOptions,
+  ) {}
+  private get real(): FastifyBaseLogger {
+    return (this.#real ??= this.parent.child(this.bindings, this.childOpts));
+  }
+  get level(): string {
+    return this.#real ? this.#real.level : this.parent.level;
+  }
+  set level(v: string) {
+    this.real.level = v;
+  }
+  fatal(...a: Parameters<FastifyBaseLogger['fatal']>) {
+    this.real.fatal(...a);
+  }
+  error(...a: Parameters<FastifyBaseLogger['error']>) {
+    this.real.error(...a);
+  }
+  warn(...a: Parameters<FastifyBaseLogger['warn']>) {
+    this.real.warn(...a);
+  }
+  info(...a: Parameters<FastifyBaseLogger['info']>) {
+    this.real.info(...a);
+  }
+  debug(...a: Parameters<FastifyBaseLogger['debug']>) {
+    this.real.debug(...a);
+  }
+  trace(...a: Parameters<FastifyBaseLogger['trace']>) {
+    this.real.trace(...a);
+  }
+  silent(...a: Parameters<FastifyBaseLogger['silent']>) {
+    this.real.silent(...a);
+  }
+  child(b: Bindings, o?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.real.child(b, o);
+  }
 }
 
 declare module 'fastify' {
