@@ -144,10 +144,12 @@ describe('links service', () => {
   it('a cached code is answered before the framework with the same bytes, recorded and counted alike', async () => {
     const { link } = await ensureLink(s.ctx, { tenantId, kind: 'url', targetRef: 'fast-1', url: 'https://example.com/fast?q=%E4%BD%A0' });
     invalidateLink(s.ctx, link.code);
+    // one server's two paths (in the cluster run s.url alternates servers; this is the first one)
+    const direct = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
     // the first scan resolves through the route (database), the second comes from the cache
     const answers = [];
     for (let i = 0; i < 2; i++) {
-      const r = await fetch(`${s.url}/s/${link.code}?utm=${i}`, { redirect: 'manual', headers: { 'user-agent': ANDROID, referer: 'https://a.example/' } });
+      const r = await fetch(`${direct}/s/${link.code}?utm=${i}`, { redirect: 'manual', headers: { 'user-agent': ANDROID, referer: 'https://a.example/' } });
       await r.arrayBuffer();
       const { date: _d, ...headers } = Object.fromEntries(r.headers);
       answers.push({ status: r.status, headers });
@@ -162,13 +164,13 @@ describe('links service', () => {
       ['mobile', 'android', 'a.example', '127.0.0.0/24'],
       ['mobile', 'android', 'a.example', '127.0.0.0/24'],
     ]);
-    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const metrics = await (await fetch(`${direct}/metrics`)).text();
     const count = Number(/menhu_http_requests_total\{method="GET",route="\/s\/:code",status="302"\} (\d+)/.exec(metrics)?.[1]);
     assert.ok(count >= 2, `scans counted in /metrics (${count})`);
     // a disabled link stops at once: the cache entry goes with the invalidation, and the route answers 404
     await s.ctx.db.kysely.updateTable('links').set({ disabled: 1 }).where('id', '=', link.id).execute();
     invalidateLink(s.ctx, link.code);
-    assert.equal((await fetch(`${s.url}/s/${link.code}`, { redirect: 'manual' })).status, 404);
+    assert.equal((await fetch(`${direct}/s/${link.code}`, { redirect: 'manual' })).status, 404);
   });
   it('batches scans: 500 buffered events flush without waiting for the timer, and close flushes the rest', async () => {
     const { link } = await ensureLink(s.ctx, { tenantId, kind: 'url', targetRef: 'batch', url: 'https://example.com/b' });
