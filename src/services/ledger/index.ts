@@ -263,6 +263,25 @@ async function maturedHolds(trx: Trx, accountId: number, now: number): Promise<{
 }
 
 /** The transfer itself, inside the writer's transaction (accounts already locked). */
+/** The stored row of a transfer (one shape for the single and the set-wise path). */
+function transferRow(s: TransferSpec, now: number, maturesAt: number) {
+  return {
+    txid: sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now])),
+    idem_scope: s.scope,
+    idem_key: s.key,
+    request_hash: s.request,
+    tenant_id: s.tenantId,
+    app_id: s.appId,
+    debit_id: s.debitId,
+    credit_id: s.creditId,
+    amount: s.amount,
+    kind: s.kind,
+    content_id: s.contentId ?? null,
+    matures_at: maturesAt,
+    created_at: now,
+  };
+}
+
 export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promise<TransferResult> {
   const prior = await trx.selectFrom('ledger_transfers').selectAll().where('idem_scope', '=', s.scope).where('idem_key', '=', s.key).executeTakeFirst();
   if (prior) {
@@ -295,24 +314,9 @@ export async function applyTransfer(ctx: Ctx, trx: Trx, s: TransferSpec): Promis
       .where('id', 'in', [s.debitId, s.creditId])
       .execute();
   }
-  const txid = sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now]));
   const row = await trx
     .insertInto('ledger_transfers')
-    .values({
-      txid,
-      idem_scope: s.scope,
-      idem_key: s.key,
-      request_hash: s.request,
-      tenant_id: s.tenantId,
-      app_id: s.appId,
-      debit_id: s.debitId,
-      credit_id: s.creditId,
-      amount: s.amount,
-      kind: s.kind,
-      content_id: s.contentId ?? null,
-      matures_at: now + holdMs,
-      created_at: now,
-    })
+    .values(transferRow(s, now, now + holdMs))
     .returningAll()
     .executeTakeFirstOrThrow();
   if (holdMs > 0) await trx.insertInto('ledger_holds').values({ account_id: s.creditId, transfer_id: num(row.id), amount: s.amount, matures_at: now + holdMs, released: 0 }).execute();
@@ -387,21 +391,7 @@ export async function applyTransfers(ctx: Ctx, trx: Trx, specs: TransferSpec[]):
         delta.set(s.creditId, (delta.get(s.creditId) ?? 0) + s.amount);
         fresh.set(k, { index: i, spec: s });
         rowOf.push(i);
-        rows.push({
-          txid: sha256(JSON.stringify(['uld-tx', s.scope, s.key, s.request, s.debitId, s.creditId, s.amount, s.kind, now])),
-          idem_scope: s.scope,
-          idem_key: s.key,
-          request_hash: s.request,
-          tenant_id: s.tenantId,
-          app_id: s.appId,
-          debit_id: s.debitId,
-          credit_id: s.creditId,
-          amount: s.amount,
-          kind: s.kind,
-          content_id: s.contentId ?? null,
-          matures_at: now,
-          created_at: now,
-        });
+        rows.push(transferRow(s, now, now));
       } catch (e) {
         if (!isDomainError(e)) throw e;
         out[i] = { ok: false, e };
