@@ -44,7 +44,35 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   const nextReqId = () => `req-${(reqSeq++).toString(36)}`;
   // Answered before Fastify (see Module.fast); recorded in metrics and the access log like the rest.
   const fast = MODULES.flatMap((m) => (m.fast ? [m.fast(ctx)] : []));
-  let recordFast: (req: IncomingMessage, status: number, ms: number, route: string, ip: string) => void = () => {};
+  // --- metrics and the access log -------------------------------------------------------------
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'menhu_' });
+  const requests = new Counter({ name: 'menhu_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'menhu_http_request_duration_seconds',
+    help: 'HTTP request duration',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  // Labelled children are looked up once per (method, route, status), not hashed on every request.
+  const counters = new Map<string, Counter.Internal>();
+  const timers = new Map<string, Histogram.Internal<string>>();
+  const access = accessLog(ctx, opts);
+  const observe = (method: string, route: string, status: number, ms: number) => {
+    const rk = method + ' ' + route;
+    const ck = rk + ' ' + status;
+    let c = counters.get(ck);
+    if (!c) counters.set(ck, (c = requests.labels(method, route, String(status))));
+    c.inc();
+    let h = timers.get(rk);
+    if (!h) timers.set(rk, (h = duration.labels(method, route)));
+    h.observe(ms / 1000);
+  };
+  const recordFast = (req: IncomingMessage, status: number, ms: number, route: string, ip: string) => {
+    observe(req.method!, route, status, ms);
+    access?.(nextReqId(), req.method!, req.url!, status, ms, route, ip);
+  };
   const app = Fastify({
     genReqId: nextReqId,
     serverFactory: (handler, o) => {
@@ -93,35 +121,6 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
     for (const m of [r.method].flat()) routes.push({ method: m, url: r.url, hidden: !!(r.schema as { hide?: boolean } | undefined)?.hide });
   });
 
-  // --- metrics and the access log -------------------------------------------------------------
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'menhu_' });
-  const requests = new Counter({ name: 'menhu_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const duration = new Histogram({
-    name: 'menhu_http_request_duration_seconds',
-    help: 'HTTP request duration',
-    labelNames: ['method', 'route'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
-  // Labelled children are looked up once per (method, route, status), not hashed on every request.
-  const counters = new Map<string, Counter.Internal>();
-  const timers = new Map<string, Histogram.Internal<string>>();
-  const access = accessLog(ctx, opts);
-  const observe = (method: string, route: string, status: number, ms: number) => {
-    const rk = method + ' ' + route;
-    const ck = rk + ' ' + status;
-    let c = counters.get(ck);
-    if (!c) counters.set(ck, (c = requests.labels(method, route, String(status))));
-    c.inc();
-    let h = timers.get(rk);
-    if (!h) timers.set(rk, (h = duration.labels(method, route)));
-    h.observe(ms / 1000);
-  };
-  recordFast = (req, status, ms, route, ip) => {
-    observe(req.method!, route, status, ms);
-    access?.(nextReqId(), req.method!, req.url!, status, ms, route, ip);
-  };
   const recordRequest = requestRecorder(ctx); // the request log (services/usage): one buffered push per API request
   app.addHook('onResponse', function (req, reply, done) {
     const route = req.routeOptions.url ?? 'unmatched';
