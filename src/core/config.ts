@@ -117,6 +117,7 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
         forcePathStyle: bool(env, 'S3_FORCE_PATH_STYLE', true),
       }
     : null;
+  const photoMax = int(env, 'MENHU_PHOTOS_MAX_PIXELS', 2_000_000);
   const cfg: Config = {
     dataDir: resolve(env.MENHU_DATA ?? 'data'),
     host,
@@ -141,12 +142,13 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     bqpSchema: resolve(env.MENHU_BQP_SCHEMA || fileURLToPath(new URL('../../examples/bqp-schema.yaml', import.meta.url))),
     trustProxy: bool(env, 'MENHU_TRUST_PROXY', false),
     photos: {
-      maxPixels: int(env, 'MENHU_PHOTOS_MAX_PIXELS', 2_000_000),
+      maxPixels: photoMax,
       maxBytes: int(env, 'MENHU_PHOTOS_MAX_BYTES', 20 * 1024 * 1024),
       concurrency: int(env, 'MENHU_PHOTOS_CONCURRENCY', 1),
       threads: int(env, 'MENHU_PHOTOS_THREADS', 0),
       srScale: int(env, 'MENHU_PHOTOS_SR_SCALE', 2),
-      tile: int(env, 'MENHU_PHOTOS_TILE', 1024),
+      // by default every upload within the size cap goes through the network in one run
+      tile: int(env, 'MENHU_PHOTOS_TILE', Math.ceil(Math.sqrt(photoMax))),
       colourModel: env.MENHU_PHOTOS_COLOUR_MODEL ?? '',
       retentionMs: int(env, 'MENHU_PHOTOS_RETENTION_S', 3600) * 1000,
       jobTimeoutMs: int(env, 'MENHU_PHOTOS_JOB_TIMEOUT_S', 3600) * 1000,
