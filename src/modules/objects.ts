@@ -25,7 +25,6 @@ export const objectsModule: Module = {
     const svc = ObjectsService.load(ctx);
     const done = await svc.sync();
     if (done.length) ctx.log.info({ changes: done }, 'bqp schema applied');
-    svc.openReader();
     services.set(ctx, svc);
   },
   rest: (app, ctx) => objectsRest(app, objectsOf(ctx)),

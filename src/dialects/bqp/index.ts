@@ -198,6 +198,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
 
   // --- one call ----------------------------------------------------------------------------------
 
+  const QUERY_KEYS = new Set(['cond', 'gcond', 'res', 'gres', 'orderby', 'pagesz', 'pagekey', 'page', 'fmt', 'rows']);
   function objParams(call: Call): ObjParams {
     const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
     const cond = andAll([condTree(call.url.cond), condTree(call.body.cond)]);
@@ -206,7 +207,6 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     for (const src of [call.body, call.url]) for (const [k, v] of Object.entries(src)) if (k.startsWith('res_') && typeof v === 'string') subRes[k.slice(4)] = v;
     // POST fields: the body minus query parameters (URL parameters are never fields)
     const body: Record<string, unknown> = {};
-    const QUERY_KEYS = new Set(['cond', 'gcond', 'res', 'gres', 'orderby', 'pagesz', 'pagekey', 'page', 'fmt', 'rows']);
     for (const [k, v] of Object.entries(call.body)) if (!QUERY_KEYS.has(k) && !k.startsWith('res_')) body[k] = v;
     return { param, body, cond, gcond, subRes };
   }

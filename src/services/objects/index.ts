@@ -3,10 +3,9 @@
  * sessions of the objects' own users, uploaded files and the call log. No HTTP in here: the BQP
  * dialect parses requests into these calls and words the results.
  */
-import SQLite from 'better-sqlite3';
 import { sql, type Kysely } from 'kysely';
-import { sqliteFile } from '../../core/db/index.js';
 import type { Ctx } from '../../core/context.js';
+import { prepared } from '../../core/db/index.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { login as developerLogin, logout as developerLogout } from '../../services/accounts/index.js';
@@ -14,7 +13,7 @@ import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, isReserved, setIf, se
 import { findFile, type FileRow } from './files.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, setReader, splitCols, type Caller, type QueryResult } from './query.js';
+import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult } from './query.js';
 import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
@@ -77,6 +76,8 @@ interface LogEntry {
   values: Record<string, unknown>;
 }
 
+const sessionByHash = prepared<{ id: string }, { data: string; expires_at: number; app: string }>((db, p) => db.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', p.id));
+
 export class ObjectsService {
   private logBuf: LogEntry[] = [];
   private logTimer: NodeJS.Timeout | null = null;
@@ -87,37 +88,13 @@ export class ObjectsService {
     readonly schema: Schema,
   ) {}
 
-  private reader: SQLite.Database | null = null;
 
   static load(ctx: Ctx): ObjectsService {
     return new ObjectsService(ctx, loadSchemaFile(ctx.config.bqpSchema));
   }
 
-  /** SQLite: queries run on a read-only connection with statements prepared once (by SQL text). */
-  openReader(): void {
-    if (this.ctx.db.dialect !== 'sqlite') return;
-    const file = sqliteFile(this.ctx.config);
-    if (file.includes(':memory:')) return;
-    const conn = new SQLite(file, { readonly: true, fileMustExist: true });
-    conn.pragma('busy_timeout = 10000');
-    const cache = new Map<string, SQLite.Statement>();
-    setReader(this.ctx.db.kysely, (q) => {
-      let st = cache.get(q.sql);
-      if (!st) {
-        st = conn.prepare(q.sql);
-        if (cache.size >= 500) cache.delete(cache.keys().next().value!);
-        cache.set(q.sql, st);
-      }
-      return st.all(...(q.parameters as unknown[])) as Record<string, unknown>[];
-    });
-    this.reader = conn;
-  }
-
   async close(): Promise<void> {
     await this.flushLog();
-    setReader(this.ctx.db.kysely, null);
-    this.reader?.close();
-    this.reader = null;
   }
 
   sync(): Promise<string[]> {
@@ -389,8 +366,7 @@ export class ObjectsService {
 
   async session(app: AppType, token: string | undefined): Promise<SessionData | null> {
     if (!token || token.length > 100) return null;
-    const db = this.ctx.db.kysely as unknown as Kysely<any>;
-    const r = (await fetchRows(db, sql`select ${sql.ref('data')}, ${sql.ref('expires_at')}, ${sql.ref('app')} from ${sql.table('bqp_sessions')} where ${sql.ref('id')} = ${sha256hex(token)}`))[0] as { data: string; expires_at: number; app: string } | undefined;
+    const [r] = await sessionByHash(this.ctx.db.kysely, { id: sha256hex(token) });
     if (!r || r.app !== app || Number(r.expires_at) <= this.ctx.clock.now()) return null;
     return JSON.parse(r.data) as SessionData;
   }

@@ -3,6 +3,7 @@
  * parameterised SELECT (plus a COUNT for `total` and one IN-query per sub-table).
  */
 import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
+import { readRows } from '../../core/db/index.js';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
 import { STD_OPS, type Acl, type FieldDef, type ObjectDef, type Role, type Schema, type SubobjDef } from './schema.js';
@@ -111,19 +112,9 @@ export function filterSql(def: ObjectDef, acl: Acl, c: Caller, alias = 't0'): Ra
   });
 }
 
-/**
- * A synchronous reader with prepared statements cached by SQL text (SQLite: a second, read-only
- * connection to the same file). Registered per Kysely instance; a transaction's executor has none,
- * so reads inside a transaction see its own writes.
- */
-export type Reader = (q: CompiledQuery) => Record<string, unknown>[];
-const readers = new WeakMap<object, Reader>();
-export const setReader = (db: object, r: Reader | null): void => void (r ? readers.set(db, r) : readers.delete(db));
-
+/** Runs a query: synchronously on the database's reader (SQLite, outside transactions), else through Kysely. */
 export async function fetchRows(db: Kysely<any>, q: RawBuilder<unknown> | CompiledQuery): Promise<Record<string, unknown>[]> {
-  const c = 'compile' in q ? q.compile(db) : q;
-  const r = readers.get(db);
-  return r ? r(c) : ((await db.executeQuery(c)).rows as Record<string, unknown>[]);
+  return readRows(db, 'compile' in q ? q.compile(db) : q);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -386,14 +377,31 @@ function one(field: string, v: string): Node {
 }
 
 /** Any accepted shape of `cond` → one tree (or null when empty). */
+const parsedConds = new Map<string, Node>();
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
 export function condTree(c: unknown, what = 'cond'): Node | null {
   if (c === undefined || c === null || c === '') return null;
   if (typeof c === 'number') return { k: 'cmp', op: '=', a: col('id'), b: lit(c) };
   if (typeof c === 'string') {
     if (/^\s*\d+\s*$/.test(c)) return { k: 'cmp', op: '=', a: col('id'), b: lit(Number(c)) };
+    // Clients repeat the same conditions: parsed trees are kept by text (frozen: nothing may change a shared tree).
+    const key = what + '\u0000' + c;
+    const hit = parsedConds.get(key);
+    if (hit) return hit;
     const p = new Parser(tokenize(c, what), what, what === 'gcond');
     const n = p.parseAll();
     if (!isBool(n)) bad(`${what} must be a condition`);
+    if (c.length <= 2000) {
+      if (parsedConds.size >= 1000) parsedConds.delete(parsedConds.keys().next().value!);
+      parsedConds.set(key, deepFreeze(n));
+    }
     return n;
   }
   if (Array.isArray(c)) {
