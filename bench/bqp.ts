@@ -9,6 +9,7 @@
  *   node --import tsx bench/bqp.ts [seconds=8] [connections=8]
  */
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
@@ -113,6 +114,22 @@ async function serverRate(url: string): Promise<CannonResult> {
   return autocannon({ url, connections: CONNS, duration: SECONDS, headers: { cookie } });
 }
 
+/**
+ * The same SQL served over HTTP by a bare node:http server (raw better-sqlite3, JSON.stringify of
+ * `[0, rows]`), in this process like menhu's server: what any HTTP service doing this query costs,
+ * so that server / raw-over-HTTP says what menhu adds over HTTP and the query alone.
+ */
+const rawHttp = createServer((req, res) => {
+  const total = req.url!.includes('pagekey=0');
+  const body = JSON.stringify([0, total ? [rawPage.st.all(...rawPage.p), rawCount.st.all(...rawCount.p)] : rawPage.st.all(...rawPage.p)]);
+  res.writeHead(200, { 'content-type': 'text/plain; charset=UTF-8', 'cache-control': 'no-cache' });
+  res.end(body);
+});
+const rawPage = { st: raw.prepare(pageSql.sql), p: pageSql.parameters as unknown[] };
+const rawCount = { st: raw.prepare(countSql.sql), p: countSql.parameters as unknown[] };
+await new Promise<void>((r) => rawHttp.listen(0, '127.0.0.1', r));
+const rawRoot = `http://127.0.0.1:${(rawHttp.address() as { port: number }).port}`;
+
 const rows: string[] = [];
 for (const [label, url, queries] of [
   ['20-row page', `${base}/Ordr.query?${qs}`, [pageSql]],
@@ -121,19 +138,22 @@ for (const [label, url, queries] of [
   const rawPs = rawRate([...queries], SECONDS * 1000);
   const svcPs = await serviceRate(queries.length > 1 ? 0 : null, SECONDS * 1000);
   const r = await serverRate(url);
+  const rh = await serverRate(`${rawRoot}/?${queries.length > 1 ? 'pagekey=0' : ''}`);
   const ratio = r.requests.average / rawPs;
-  rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
-  console.log(`${label}: raw better-sqlite3 + JSON ${rawPs.toFixed(0)}/s, service layer ${svcPs.toFixed(0)}/s, server ${r.requests.average.toFixed(0)} pages/s, ratio ${ratio.toFixed(2)}, p50/p99 ${r.latency.p50}/${r.latency.p99} ms`);
+  const httpRatio = r.requests.average / rh.requests.average;
+  rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${rh.requests.average.toFixed(0)} | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${httpRatio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
+  console.log(`${label}: raw better-sqlite3 + JSON ${rawPs.toFixed(0)}/s, service layer ${svcPs.toFixed(0)}/s, raw over HTTP ${rh.requests.average.toFixed(0)}/s, server ${r.requests.average.toFixed(0)} pages/s, ratio ${ratio.toFixed(2)} (over HTTP ${httpRatio.toFixed(2)}), p50/p99 ${r.latency.p50}/${r.latency.p99} ms`);
 }
 // the HTTP floor of this machine at this moment: /healthz (one `select 1`) through the same server
 const floor = await serverRate(`${root}/healthz`);
 console.log(`HTTP floor: /healthz ${floor.requests.average.toFixed(0)}/s, p50/p99 ${floor.latency.p50}/${floor.latency.p99} ms`);
-rows.push(`| (HTTP floor: GET /healthz) | | | ${floor.requests.average.toFixed(0)} | | ${floor.latency.p50} / ${floor.latency.p99} | ${floor.errors + floor.non2xx} |`);
+rows.push(`| (HTTP floor: GET /healthz) | | | | ${floor.requests.average.toFixed(0)} | | | ${floor.latency.p50} / ${floor.latency.p99} | ${floor.errors + floor.non2xx} |`);
 console.log('\nSQL:', pageSql.sql, '\nparams:', JSON.stringify(pageSql.parameters));
-console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | server over HTTP (pages/s) | server / raw | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|');
+console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | raw over HTTP (node:http, /s) | server over HTTP (pages/s) | server / raw | server / raw over HTTP | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|');
 console.log(rows.join('\n'));
 
 await app.close();
+rawHttp.close();
 raw.close();
 await closePlatform(ctx);
 rmSync(dataDir, { recursive: true, force: true });
