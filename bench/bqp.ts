@@ -6,7 +6,7 @@
  * compiler emitted run directly through better-sqlite3 and serialised to JSON, in the same run.
  * Goal: server pages/s >= 0.5 × raw. Then the same with `pagekey=0` (adds `total`).
  *
- *   node --import tsx bench/bqp.ts [seconds=8] [connections=8]
+ *   node --import tsx bench/bqp.ts [seconds=8] [connections=8] [rounds of the HTTP pair=3]
  */
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -44,6 +44,7 @@ function autocannon(o: { url: string; connections: number; duration: number; hea
 
 const SECONDS = Number(process.argv[2] ?? 8);
 const CONNS = Number(process.argv[3] ?? 8);
+const ROUNDS = Number(process.argv[4] ?? 3);
 const ROWS = 100_000;
 const COND = "status IN ('CR','PA') AND amount >= 900";
 
@@ -137,8 +138,17 @@ for (const [label, url, queries] of [
 ] as const) {
   const rawPs = rawRate([...queries], SECONDS * 1000);
   const svcPs = await serviceRate(queries.length > 1 ? 0 : null, SECONDS * 1000);
-  const r = await serverRate(url);
-  const rh = await serverRate(`${rawRoot}/?${queries.length > 1 ? 'pagekey=0' : ''}`);
+  // menhu and the bare HTTP server alternate (ROUNDS each); the medians are reported
+  const rs: CannonResult[] = [];
+  const rhs: CannonResult[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    rs.push(await serverRate(url));
+    rhs.push(await serverRate(`${rawRoot}/?${queries.length > 1 ? 'pagekey=0' : ''}`));
+  }
+  const mid = (xs: CannonResult[]) => [...xs].sort((a, b) => a.requests.average - b.requests.average)[xs.length >> 1];
+  const [r, rh] = [mid(rs), mid(rhs)];
+  const ratios = rs.map((x, i) => x.requests.average / rhs[i].requests.average);
+  console.log(`${label}: menhu / raw over HTTP per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
   const ratio = r.requests.average / rawPs;
   const httpRatio = r.requests.average / rh.requests.average;
   rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${rh.requests.average.toFixed(0)} | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${httpRatio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
