@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type CompiledQuery, type Transaction } from 'kysely';
+import { Worker } from 'node:worker_threads';
+import { CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import { ConfigError } from '../config.js';
 import { migrationsFor, type SqlDialect } from './migrations.js';
@@ -36,6 +37,13 @@ export interface Database {
    * (writers queue instead of failing on lock upgrade); on PostgreSQL a pooled transaction.
    */
   tx<T>(fn: (trx: Kysely<DB>) => Promise<T>, opts?: TxOptions): Promise<T>;
+  /**
+   * Runs a batch of statements in one transaction, for buffered writes that nothing waits to read
+   * back at once (scan events, the request log, the call log). SQLite in a file: on the batch writer
+   * thread (writer.ts), so the inserts and the commit never block the event loop; otherwise a
+   * transaction on this connection. Batches run in the order given; rejects if the batch was not stored.
+   */
+  batch(statements: readonly Pick<CompiledQuery, 'sql' | 'parameters'>[], opts?: TxOptions): Promise<void>;
   /** `for update` where the engine has row locks; SQLite's immediate transaction already serialises writers. */
   forUpdate<Q extends { forUpdate(): Q }>(q: Q): Q;
   close(): Promise<void>;
@@ -65,10 +73,12 @@ export function openDatabase(opts: OpenOptions): Database {
     // query on it fails ("not queryable") and the pool drops it on release.
     pool.on('connect', (client) => client.on('error', () => {}));
     const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+    const tx: Database['tx'] = (fn) => kysely.transaction().execute((trx) => fn(trx));
     return {
       kysely,
       dialect: 'postgres',
-      tx: (fn) => kysely.transaction().execute((trx) => fn(trx)),
+      tx,
+      batch: (statements, o) => batchInTx(tx, statements, o),
       forUpdate: (q) => q.forUpdate(),
       close: () => kysely.destroy(),
     };
@@ -86,12 +96,10 @@ export function openDatabase(opts: OpenOptions): Database {
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   const reader = file.includes(':memory:') ? null : lazyReader(file);
   if (reader) readers.set(kysely, reader.read);
-  return {
-    kysely,
-    dialect: 'sqlite',
-    // Kysely's SQLite driver holds one connection behind a mutex, so connection() serialises
-    // whole transactions in this process; BEGIN IMMEDIATE serialises them across processes.
-    tx: (fn, txOpts) =>
+  const writer = file.includes(':memory:') ? null : new BatchWriter(file, opts.sqliteSync ?? 'FULL');
+  // Kysely's SQLite driver holds one connection behind a mutex, so connection() serialises
+  // whole transactions in this process; BEGIN IMMEDIATE serialises them across processes.
+  const tx: Database['tx'] = (fn, txOpts) =>
       kysely.connection().execute(async (conn) => {
         const relaxed = txOpts?.relaxed && sqlite.pragma('synchronous', { simple: true }) !== 1;
         if (relaxed) sqlite.pragma('synchronous = NORMAL');
@@ -108,14 +116,100 @@ export function openDatabase(opts: OpenOptions): Database {
         } finally {
           if (relaxed) sqlite.pragma(`synchronous = ${opts.sqliteSync ?? 'FULL'}`);
         }
-      }),
+      });
+  return {
+    kysely,
+    dialect: 'sqlite',
+    tx,
+    batch: (statements, o) => (writer ? writer.write(statements, !!o?.relaxed) : batchInTx(tx, statements, o)),
     forUpdate: (q) => q,
     close: async () => {
+      await writer?.close();
       readers.delete(kysely);
       reader?.close();
       await kysely.destroy();
     },
   };
+}
+
+async function batchInTx(tx: Database['tx'], statements: readonly Pick<CompiledQuery, 'sql' | 'parameters'>[], opts?: TxOptions): Promise<void> {
+  if (!statements.length) return;
+  await tx(async (trx) => {
+    for (const q of statements) await trx.executeQuery(CompiledQuery.raw(q.sql, [...q.parameters]));
+  }, opts);
+}
+
+/**
+ * The client of the batch writer thread (writer.ts): started on the first batch, kept while the
+ * database is open. It holds the process open only while a batch is in flight. A thread that dies
+ * fails its batches (their callers log them as lost) and is replaced on the next batch.
+ */
+class BatchWriter {
+  private worker: Worker | null = null;
+  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private readonly inFlight = new Set<Promise<void>>();
+  private seq = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly sync: 'FULL' | 'NORMAL',
+  ) {}
+
+  private start(): Worker {
+    // .js when built; under tsx (tests, dev) the .ts file, and the thread registers tsx's loader
+    // itself first (a worker thread does not get the --import hooks of its process)
+    const ts = import.meta.url.endsWith('.ts');
+    const url = new URL(`./writer${ts ? '.ts' : '.js'}`, import.meta.url);
+    const workerData = { file: this.file, sync: this.sync };
+    const w = ts
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true, workerData })
+      : new Worker(url, { workerData });
+    w.unref();
+    w.on('message', (m: { id: number; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) w.unref();
+      if (m.error) p.reject(new Error(m.error));
+      else p.resolve();
+    });
+    const fail = (why: string) => {
+      if (this.worker !== w) return;
+      this.worker = null;
+      for (const p of this.pending.values()) p.reject(new Error(`batch writer thread stopped: ${why}`));
+      this.pending.clear();
+    };
+    w.on('error', (e: unknown) => fail(String((e as Error)?.message ?? e)));
+    w.on('exit', (code) => fail(`exited (${code})`));
+    return w;
+  }
+
+  write(statements: readonly Pick<CompiledQuery, 'sql' | 'parameters'>[], relaxed: boolean): Promise<void> {
+    if (!statements.length) return Promise.resolve();
+    const w = (this.worker ??= this.start());
+    const id = ++this.seq;
+    const done = new Promise<void>((resolve, reject) => {
+      if (this.pending.size === 0) w.ref();
+      this.pending.set(id, { resolve, reject });
+      w.postMessage({ id, statements: statements.map((q) => ({ sql: q.sql, parameters: q.parameters })), relaxed });
+    });
+    this.inFlight.add(done);
+    const forget = () => void this.inFlight.delete(done);
+    done.then(forget, forget);
+    return done;
+  }
+
+  /** Waits for the batches in flight, then ends the thread. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    if (!w) return;
+    await Promise.allSettled([...this.inFlight]);
+    this.worker = null;
+    const exited = new Promise<void>((r) => w.once('exit', () => r()));
+    w.ref();
+    w.postMessage('close');
+    await exited;
+  }
 }
 
 /**

@@ -4,13 +4,13 @@
  * it here and on every other server through the kernel bus (Redis pub/sub when configured). Scan events
  * are buffered and written in batches, never on the request's critical path.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { CompiledQuery, sql, type Expression, type Kysely } from 'kysely';
+import { randomBytes } from 'node:crypto';
+import { sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { prepared } from '../../core/db/index.js';
 import type { DB } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
-import { classifyUa, ipPrefix, referrerHost } from './classify.js';
+import { insertSql, INSERT_ROWS, SCAN_COLS, scanParams, type ScanEvent } from './scans.js';
 import type { LinkTable } from './schema.js';
 import type { Selectable } from 'kysely';
 import './schema.js';
@@ -202,15 +202,6 @@ export const FLUSH_MS = 250;
 export const FLUSH_AT = 500;
 const BUFFER_MAX = 50_000;
 
-interface ScanEvent {
-  linkId: number;
-  tenantId: number;
-  at: number;
-  ua: string | undefined;
-  referrer: string | undefined;
-  ip: string;
-}
-
 interface State {
   cache: Map<string, { link: Link | null; at: number }>;
   buffer: ScanEvent[];
@@ -289,36 +280,26 @@ async function visitorSalt(ctx: Ctx): Promise<string> {
   return (await db.selectFrom('settings').select('value').where('key', '=', 'links_visitor_salt').executeTakeFirstOrThrow()).value;
 }
 
-const utcDay = (t: number): string => new Date(t).toISOString().slice(0, 10);
-
-const SCAN_COLS = ['link_id', 'tenant_id', 'at', 'device', 'os', 'referrer_host', 'ip_prefix', 'visitor', 'bot'] as const;
-const INSERT_ROWS = 100;
-const insertSqls = new Map<string, string>();
-/** `insert into link_scans (…) values (…),(…)` for n rows, with ? (SQLite) or $k (PostgreSQL) placeholders. */
-function insertSql(dialect: string, n: number): string {
-  const key = `${dialect}:${n}`;
-  let text = insertSqls.get(key);
-  if (!text) {
-    let k = 0;
-    const ph = () => (dialect === 'postgres' ? `$${++k}` : '?');
-    const rows = Array.from({ length: n }, () => `(${SCAN_COLS.map(ph).join(',')})`);
-    text = `insert into link_scans (${SCAN_COLS.join(',')}) values ${rows.join(',')}`;
-    insertSqls.set(key, text);
+/**
+ * Stores a batch: one relaxed transaction (scan events may lose their last moments on a power cut,
+ * not on a crash) of multi-row inserts of INSERT_ROWS rows, compiled once per size, on the
+ * database's batch writer (SQLite: its own thread, off the event loop). This is the scan path's
+ * only per-event database cost.
+ */
+async function storeScans(ctx: Ctx, s: State, batch: ScanEvent[]): Promise<void> {
+  try {
+    const salt = s.salt ?? (s.salt = await visitorSalt(ctx));
+    const params = scanParams(batch, salt);
+    const W = SCAN_COLS.length;
+    const statements = [];
+    for (let i = 0; i < batch.length; i += INSERT_ROWS) {
+      const n = Math.min(INSERT_ROWS, batch.length - i);
+      statements.push({ sql: insertSql(ctx.db.dialect, n), parameters: params.slice(i * W, (i + n) * W) });
+    }
+    await ctx.db.batch(statements, { relaxed: true });
+  } catch (e) {
+    ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
   }
-  return text;
-}
-
-/** User-Agent strings repeat a lot; classify each once. */
-const uaCache = new Map<string, ReturnType<typeof classifyUa>>();
-function classifyCached(ua: string | undefined): ReturnType<typeof classifyUa> {
-  const k = ua ?? '';
-  let c = uaCache.get(k);
-  if (!c) {
-    c = classifyUa(k);
-    if (uaCache.size >= 5000) uaCache.clear();
-    uaCache.set(k, c);
-  }
-  return c;
 }
 
 /** Buffers one scan; written with others every FLUSH_MS or at FLUSH_AT events, and on close. */
@@ -350,33 +331,9 @@ export async function flushScans(ctx: Ctx): Promise<void> {
   }
   if (s.buffer.length === 0) return;
   const batch = s.buffer.splice(0, s.buffer.length);
-  s.flushing = (async () => {
-    try {
-      const salt = s.salt ?? (s.salt = await visitorSalt(ctx));
-      const params: unknown[] = [];
-      for (const e of batch) {
-        const c = classifyCached(e.ua);
-        const day = utcDay(e.at);
-        params.push(e.linkId, e.tenantId, e.at, c.device, c.os, referrerHost(e.referrer), ipPrefix(e.ip), createHash('sha256').update(`${e.ip}|${day}|${salt}`).digest('hex'), c.bot ? 1 : 0);
-      }
-      // One transaction (one commit) for the whole batch, in multi-row statements of INSERT_ROWS rows,
-      // compiled once per size: this is the scan path's only per-event database cost.
-      // Relaxed: scan events may lose their last moments on a power cut, not on a crash.
-      await ctx.db.tx(
-        async (trx) => {
-          for (let i = 0; i < batch.length; i += INSERT_ROWS) {
-            const n = Math.min(INSERT_ROWS, batch.length - i);
-            await trx.executeQuery(CompiledQuery.raw(insertSql(ctx.db.dialect, n), params.slice(i * SCAN_COLS.length, (i + n) * SCAN_COLS.length)));
-          }
-        },
-        { relaxed: true },
-      );
-    } catch (e) {
-      ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
-    } finally {
-      s.flushing = null;
-    }
-  })();
+  s.flushing = storeScans(ctx, s, batch).finally(() => {
+    s.flushing = null;
+  });
   await s.flushing;
   if (s.buffer.length >= FLUSH_AT) await flushScans(ctx);
 }

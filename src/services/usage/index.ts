@@ -13,7 +13,7 @@
  * the symbolic error code, and the client address cut to its /24 (IPv4) or /48 (IPv6) prefix.
  * A sweeper drops rows past the retention horizon (and past the row cap), and aggregates past theirs.
  */
-import { CompiledQuery, type Generated } from 'kysely';
+import type { Generated } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { defineMigration } from '../../core/db/migrations.js';
 import { DomainError } from '../../core/errors.js';
@@ -273,21 +273,19 @@ export async function flushRequests(ctx: Ctx): Promise<void> {
       // same order (PostgreSQL) and cannot deadlock.
       const rows = [...agg.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0) || x[3] - y[3]);
       const dialect = ctx.db.dialect;
-      await ctx.db.tx(
-        async (trx) => {
-          if (pg) await trx.executeQuery(CompiledQuery.raw(PG_LOG_INSERT, columns));
-          else
-            for (let i = 0; i < batch.length; i += INSERT_ROWS) {
-              const n = Math.min(INSERT_ROWS, batch.length - i);
-              await trx.executeQuery(CompiledQuery.raw(logInsert(dialect, n), params.slice(i * LOG_COLS.length, (i + n) * LOG_COLS.length)));
-            }
-          for (let i = 0; i < rows.length; i += INSERT_ROWS) {
-            const part = rows.slice(i, i + INSERT_ROWS);
-            await trx.executeQuery(CompiledQuery.raw(aggUpsert(dialect, part.length), part.flat()));
-          }
-        },
-        { relaxed: true },
-      );
+      const statements: { sql: string; parameters: unknown[] }[] = [];
+      if (pg) statements.push({ sql: PG_LOG_INSERT, parameters: columns });
+      else
+        for (let i = 0; i < batch.length; i += INSERT_ROWS) {
+          const n = Math.min(INSERT_ROWS, batch.length - i);
+          statements.push({ sql: logInsert(dialect, n), parameters: params.slice(i * LOG_COLS.length, (i + n) * LOG_COLS.length) });
+        }
+      for (let i = 0; i < rows.length; i += INSERT_ROWS) {
+        const part = rows.slice(i, i + INSERT_ROWS);
+        statements.push({ sql: aggUpsert(dialect, part.length), parameters: part.flat() });
+      }
+      // one transaction, on the database's batch writer (SQLite: its own thread, off the event loop)
+      await ctx.db.batch(statements, { relaxed: true });
     } catch (e) {
       ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store request log events');
     } finally {
