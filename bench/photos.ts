@@ -202,9 +202,9 @@ async function main(): Promise<void> {
   say('| | CPU ms | CPU s per input MP |');
   say('|---|---:|---:|');
   row('(a) bare onnxruntime, whole image', cWhole);
-  row('(b) bare onnxruntime, the same tiles', cTiles);
+  if (tiled) row('(b) bare onnxruntime, the same tiles', cTiles);
   row('job pipeline: processing child (decode, tiles, model, encode)', cChild);
-  row('job pipeline: child + server process (HTTP, job claim, blobs, and this bench polling status)', cPipe);
+  row('job pipeline: child + server process (HTTP, job claim, blobs, and this bench waiting for the job)', cPipe);
   say(`| **pipeline child / faster bare, CPU** | **${(cChild / cBare).toFixed(3)}** | goal ≤ 1.1 |`);
   say(`| pipeline child + server / faster bare, CPU | ${(cPipe / cBare).toFixed(3)} | |`);
   // Paired ratios: each round's pipeline against the bare runs right after it, so load that drifts
