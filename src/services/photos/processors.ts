@@ -11,7 +11,7 @@
  * This module runs in the processing child process (worker.ts); it knows nothing of jobs or HTTP.
  */
 import * as ort from 'onnxruntime-node';
-import sharp, { type Sharp } from 'sharp';
+import sharp from 'sharp';
 import { DomainError } from '../../core/errors.js';
 import { labToRgb, lightness } from './colour.js';
 import { buildSrModel, srReceptiveRadius, type SrScale } from './esrgan.js';
@@ -192,7 +192,7 @@ export function toPlanar(img: Rgb, t: Pick<Tile, 'px0' | 'py0' | 'px1' | 'py1'>)
  * context (the network's receptive radius) that are cut off the output, so the result equals one
  * pass over the whole image.
  */
-export async function superResolvePlanes(
+export async function superResolve(
   session: ort.InferenceSession,
   img: Rgb,
   scale: number,
@@ -200,12 +200,12 @@ export async function superResolvePlanes(
   onTile?: (done: number, total: number) => void,
   clock?: { model: number },
   margin: number = srMargin(scale),
-): Promise<Planes> {
+): Promise<Rgb> {
   const { width: w, height: h } = img;
-  const W = w * scale, H = h * scale;
-  // The network's output is planar float; each plane is converted to 8 bits by a typed-array copy
-  // (clamped and rounded natively), and libvips interleaves the three planes: no per-pixel JS loop.
-  const planes = [0, 1, 2].map(() => new Uint8ClampedArray(W * H));
+  const W = w * scale;
+  const out = new Uint8Array(W * h * scale * 3);
+  // Assigning a float to a Uint8ClampedArray clamps to 0..255 and rounds, natively.
+  const outC = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
   const tiles = planTiles(w, h, Math.max(32, tile) ** 2, margin);
   let done = 0;
   for (const t of tiles) {
@@ -218,36 +218,18 @@ export async function superResolvePlanes(
     const OW = pw * scale, OP = OW * ph * scale;
     const ox = (t.x0 - t.px0) * scale, oy = (t.y0 - t.py0) * scale;
     const cw = (t.x1 - t.x0) * scale, ch = (t.y1 - t.y0) * scale;
-    for (let c = 0; c < 3; c++) {
-      const plane = planes[c];
-      if (cw === OW && ch === ph * scale && cw === W) plane.set(o.subarray(c * OP, (c + 1) * OP), t.y0 * scale * W);
-      else for (let y = 0; y < ch; y++) plane.set(o.subarray(c * OP + (oy + y) * OW + ox, c * OP + (oy + y) * OW + ox + cw), (t.y0 * scale + y) * W + t.x0 * scale);
+    for (let y = 0; y < ch; y++) {
+      let d = ((t.y0 * scale + y) * W + t.x0 * scale) * 3;
+      for (let si = (oy + y) * OW + ox, e = si + cw; si < e; si++, d += 3) {
+        outC[d] = o[si];
+        outC[d + 1] = o[OP + si];
+        outC[d + 2] = o[2 * OP + si];
+      }
     }
     res.output.dispose?.();
     onTile?.(++done, tiles.length);
   }
-  return { planes, width: W, height: H };
-}
-
-/** 8-bit planes of an image (R, G, B): what super-resolution produces, before libvips interleaves them. */
-export interface Planes {
-  planes: Uint8ClampedArray[];
-  width: number;
-  height: number;
-}
-
-/** The planes as one libvips image (interleaved RGB), ready to encode or to read raw. */
-export function joinPlanes(p: Planes): Sharp {
-  const one = { raw: { width: p.width, height: p.height, channels: 1 as const } };
-  const buf = (a: Uint8ClampedArray) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  return sharp(buf(p.planes[0]), one).joinChannel([buf(p.planes[1]), buf(p.planes[2])], one);
-}
-
-/** superResolvePlanes, interleaved. */
-export async function superResolve(...args: Parameters<typeof superResolvePlanes>): Promise<Rgb> {
-  const p = await superResolvePlanes(...args);
-  const out = await joinPlanes(p).raw().toBuffer();
-  return { data: new Uint8Array(out.buffer, out.byteOffset, out.length), width: p.width, height: p.height };
+  return { data: out, width: W, height: h * scale };
 }
 
 const margins = new Map<number, number>();
@@ -371,7 +353,6 @@ export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessO
     progress(0.7);
     return finish(replaceBackground(img, mask, recipe.rgb ?? [255, 255, 255]), 'image/jpeg', performance.now());
   }
-  let srOut: Planes | null = null;
   for (const step of recipe.steps) {
     if (step === 'repair') img = await cleanUp(img);
     else if (step === 'colour') {
@@ -380,15 +361,13 @@ export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessO
       const cur = img;
       img = await timed(() => colourize(session, cur));
     } else if (step === 'sr') {
-      // sr is the last step (steps.ts): its planes go to the encoder as they are
       const session = await srSession(opts.srScale, opts.threads);
       progress(0.1);
-      srOut = await superResolvePlanes(session, img, opts.srScale, opts.tile, (d, n) => progress(0.1 + (0.85 * d) / n), clock);
-      img = { data: new Uint8Array(0), width: srOut.width, height: srOut.height };
+      img = await superResolve(session, img, opts.srScale, opts.tile, (d, n) => progress(0.1 + (0.85 * d) / n), clock);
     }
   }
   const t0 = performance.now();
-  const enc = srOut ? joinPlanes(srOut) : sharp(img.data, raw(img));
+  const enc = sharp(img.data, raw(img));
   const png = format === 'png';
   return finish(png ? enc.png({ compressionLevel: 6 }).toBuffer() : enc.jpeg({ quality: 92, chromaSubsampling: '4:4:4' }).toBuffer(), png ? 'image/png' : 'image/jpeg', t0);
 }
