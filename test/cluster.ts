@@ -17,7 +17,7 @@ import type { TestOptions, TestPlatform, TestServer } from './helpers.js';
 export const inCluster = process.env.MENHU_TEST_CLUSTER === '1';
 
 /** Alternates requests between targets; counts what each one got so tests can see both served. */
-export function roundRobinProxy(targets: string[]): Promise<{ url: string; served: number[]; close(): Promise<void> }> {
+export function roundRobinProxy(targets: string[], settle?: () => Promise<void>): Promise<{ url: string; served: number[]; close(): Promise<void> }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const served = targets.map(() => 0);
   let next = 0;
@@ -29,7 +29,10 @@ export function roundRobinProxy(targets: string[]): Promise<{ url: string; serve
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent },
       (ur) => {
         res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
-        ur.pipe(res);
+        if (!settle) return void ur.pipe(res);
+        // the answer is complete for the client only once every server has heard what it published
+        ur.pipe(res, { end: false });
+        ur.on('end', () => void settle().then(() => res.end()));
       },
     );
     up.on('error', (e) => {
@@ -55,6 +58,51 @@ export function roundRobinProxy(targets: string[]): Promise<{ url: string; serve
   });
 }
 
+/**
+ * The cluster's "within milliseconds": a write on one server invalidates the other servers' caches
+ * through the bus (Redis pub/sub). The suite checks read-your-writes through the proxy, so before a
+ * response reaches the test every server must have heard what was published while it was made.
+ * Each server publishes a marker on its own publisher connection, after anything it published
+ * before (Redis keeps one connection's order), and every server waits until it has received every
+ * marker. Bounded (200 ms): a test that takes Redis away must not hang on it.
+ */
+function busBarrier(ctxs: Ctx[]): () => Promise<void> {
+  const TOPIC = 'test-barrier';
+  const seen = ctxs.map(() => new Set<string>());
+  const awaited = new Set<string>();
+  const waiters = new Set<() => void>();
+  ctxs.forEach((c, i) =>
+    c.bus.subscribe(TOPIC, (m) => {
+      if (!awaited.has(m)) return; // a late second copy (a server also hears its own messages)
+      seen[i].add(m);
+      for (const w of waiters) w();
+    }),
+  );
+  let seq = 0;
+  return () => {
+    if (ctxs[0].bus.mode() !== 'redis') return Promise.resolve();
+    const id = `${process.pid}-${++seq}`;
+    const markers = ctxs.map((_, j) => `${id}:${j}`);
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        if (!seen.every((s) => markers.every((m) => s.has(m)))) return;
+        finish();
+      };
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        for (const m of markers) awaited.delete(m);
+        for (const s of seen) for (const m of markers) s.delete(m);
+        resolve();
+      };
+      const timer = setTimeout(finish, 200);
+      for (const m of markers) awaited.add(m);
+      waiters.add(done);
+      ctxs.forEach((c, j) => c.bus.publish(TOPIC, markers[j]));
+    });
+  };
+}
+
 async function listen(app: FastifyInstance): Promise<string> {
   await app.listen({ host: '127.0.0.1', port: 0 });
   return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -73,7 +121,7 @@ export async function startCluster(first: TestPlatform, opts: TestOptions): Prom
   const logOpts = opts.logStream ? { logStream: opts.logStream } : { logger: false };
   const app1 = await buildServer(first.ctx, logOpts);
   const app2 = await buildServer(second, logOpts);
-  const proxy = await roundRobinProxy([await listen(app1), await listen(app2)]);
+  const proxy = await roundRobinProxy([await listen(app1), await listen(app2)], busBarrier([first.ctx, second]));
   first.ctx.config.publicUrl = proxy.url;
   return {
     ...first,
