@@ -42,6 +42,7 @@ export interface Database {
    * back at once (scan events, the request log, the call log). SQLite in a file: on the batch writer
    * thread (writer.ts), so the inserts and the commit never block the event loop; otherwise a
    * transaction on this connection. Batches run in the order given; rejects if the batch was not stored.
+   * An empty batch gets the writer ready (starts its thread) so that the first real one does not wait for it.
    */
   batch(statements: readonly Pick<CompiledQuery, 'sql' | 'parameters'>[], opts?: TxOptions): Promise<void>;
   /** `for update` where the engine has row locks; SQLite's immediate transaction already serialises writers. */
@@ -185,8 +186,8 @@ class BatchWriter {
   }
 
   write(statements: readonly Pick<CompiledQuery, 'sql' | 'parameters'>[], relaxed: boolean): Promise<void> {
+    const w = (this.worker ??= this.start()); // an empty batch only starts the thread
     if (!statements.length) return Promise.resolve();
-    const w = (this.worker ??= this.start());
     const id = ++this.seq;
     const done = new Promise<void>((resolve, reject) => {
       if (this.pending.size === 0) w.ref();
@@ -221,9 +222,6 @@ class BatchWriter {
  */
 export type Reader = (q: CompiledQuery) => Record<string, unknown>[];
 const readers = new WeakMap<object, Reader>();
-
-/** The synchronous reader of this executor, if it has one (the root instance of a SQLite database). */
-export const readerOf = (db: object): Reader | undefined => readers.get(db);
 
 /** Runs a compiled query: synchronously on the reader where there is one, else through Kysely. */
 export async function readRows<R = Record<string, unknown>>(db: Kysely<any>, q: CompiledQuery): Promise<R[]> {

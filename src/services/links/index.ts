@@ -7,10 +7,11 @@
 import { randomBytes } from 'node:crypto';
 import { sql, type Expression, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
+import { BatchBuffer, insertStatements } from '../../core/db/batching.js';
 import { prepared } from '../../core/db/index.js';
 import type { DB } from '../../core/db/schema.js';
 import { DomainError } from '../../core/errors.js';
-import { insertSql, INSERT_ROWS, SCAN_COLS, scanParams, type ScanEvent } from './scans.js';
+import { SCAN_COLS, SCAN_INSERT, scanParams, type ScanEvent } from './scans.js';
 import type { LinkTable } from './schema.js';
 import type { Selectable } from 'kysely';
 import './schema.js';
@@ -204,17 +205,17 @@ const BUFFER_MAX = 50_000;
 
 interface State {
   cache: Map<string, { link: Link | null; at: number }>;
-  buffer: ScanEvent[];
-  timer: NodeJS.Timeout | null;
-  flushing: Promise<void> | null;
+  buffer: BatchBuffer<ScanEvent>;
   salt: string | null;
-  dropped: number;
 }
 
 const states = new WeakMap<Ctx, State>();
 function state(ctx: Ctx): State {
   let s = states.get(ctx);
-  if (!s) states.set(ctx, (s = { cache: new Map(), buffer: [], timer: null, flushing: null, salt: null, dropped: 0 }));
+  if (!s) {
+    const st: State = { cache: new Map(), buffer: new BatchBuffer({ flushMs: FLUSH_MS, flushAt: FLUSH_AT, max: BUFFER_MAX, store: (batch) => storeScans(ctx, st, batch), warm: () => void ctx.db.batch([]) }), salt: null };
+    states.set(ctx, (s = st));
+  }
   return s;
 }
 
@@ -289,14 +290,7 @@ async function visitorSalt(ctx: Ctx): Promise<string> {
 async function storeScans(ctx: Ctx, s: State, batch: ScanEvent[]): Promise<void> {
   try {
     const salt = s.salt ?? (s.salt = await visitorSalt(ctx));
-    const params = scanParams(batch, salt);
-    const W = SCAN_COLS.length;
-    const statements = [];
-    for (let i = 0; i < batch.length; i += INSERT_ROWS) {
-      const n = Math.min(INSERT_ROWS, batch.length - i);
-      statements.push({ sql: insertSql(ctx.db.dialect, n), parameters: params.slice(i * W, (i + n) * W) });
-    }
-    await ctx.db.batch(statements, { relaxed: true });
+    await ctx.db.batch(insertStatements(ctx.db.dialect, SCAN_INSERT, SCAN_COLS.length, scanParams(batch, salt)), { relaxed: true });
   } catch (e) {
     ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store scan events');
   }
@@ -304,38 +298,12 @@ async function storeScans(ctx: Ctx, s: State, batch: ScanEvent[]): Promise<void>
 
 /** Buffers one scan; written with others every FLUSH_MS or at FLUSH_AT events, and on close. */
 export function recordScan(ctx: Ctx, link: Link, hit: { ua?: string; referrer?: string; ip: string }): void {
-  const s = state(ctx);
-  if (s.buffer.length >= BUFFER_MAX) {
-    s.dropped++; // the database is far behind; shed analytics rather than memory
-    return;
-  }
-  s.buffer.push({ linkId: link.id, tenantId: link.tenantId, at: ctx.clock.now(), ua: hit.ua?.slice(0, 512), referrer: hit.referrer?.slice(0, 2048), ip: hit.ip });
-  if (s.buffer.length >= FLUSH_AT) void flushScans(ctx);
-  else if (!s.timer) {
-    s.timer = setTimeout(() => {
-      s.timer = null;
-      void flushScans(ctx);
-    }, FLUSH_MS);
-    s.timer.unref();
-  }
+  state(ctx).buffer.push({ linkId: link.id, tenantId: link.tenantId, at: ctx.clock.now(), ua: hit.ua?.slice(0, 512), referrer: hit.referrer?.slice(0, 2048), ip: hit.ip });
 }
 
 /** Writes every buffered scan now. Resolves when they are stored (or logged as lost). */
 export async function flushScans(ctx: Ctx): Promise<void> {
-  const s = states.get(ctx);
-  if (!s) return;
-  while (s.flushing) await s.flushing;
-  if (s.timer) {
-    clearTimeout(s.timer);
-    s.timer = null;
-  }
-  if (s.buffer.length === 0) return;
-  const batch = s.buffer.splice(0, s.buffer.length);
-  s.flushing = storeScans(ctx, s, batch).finally(() => {
-    s.flushing = null;
-  });
-  await s.flushing;
-  if (s.buffer.length >= FLUSH_AT) await flushScans(ctx);
+  await states.get(ctx)?.buffer.flush();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,23 +16,7 @@ export interface ScanEvent {
 }
 
 export const SCAN_COLS = ['link_id', 'tenant_id', 'at', 'device', 'os', 'referrer_host', 'ip_prefix', 'visitor', 'bot'] as const;
-/** Rows per insert statement (SQLite allows 32,766 parameters; 100 × 9 stays far below). */
-export const INSERT_ROWS = 100;
-
-const insertSqls = new Map<string, string>();
-/** `insert into link_scans (…) values (…),(…)` for n rows, with ? (SQLite) or $k (PostgreSQL) placeholders. */
-export function insertSql(dialect: string, n: number): string {
-  const key = `${dialect}:${n}`;
-  let text = insertSqls.get(key);
-  if (!text) {
-    let k = 0;
-    const ph = () => (dialect === 'postgres' ? `$${++k}` : '?');
-    const rows = Array.from({ length: n }, () => `(${SCAN_COLS.map(ph).join(',')})`);
-    text = `insert into link_scans (${SCAN_COLS.join(',')}) values ${rows.join(',')}`;
-    insertSqls.set(key, text);
-  }
-  return text;
-}
+export const SCAN_INSERT = `insert into link_scans (${SCAN_COLS.join(',')})`;
 
 /** User-Agent strings repeat a lot; classify each once. */
 const uaCache = new Map<string, ReturnType<typeof classifyUa>>();

@@ -5,6 +5,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
+import { BatchBuffer, insertStatements } from '../../core/db/batching.js';
 import { prepared } from '../../core/db/index.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
@@ -72,10 +73,6 @@ export function isAttachmentField(name: string, type: FieldType): boolean {
   return false;
 }
 
-interface LogEntry {
-  /** in the order of the call log's columns */
-  values: unknown[];
-}
 
 /** What the call log records of each call, in column order (an ApiLog object may declare fewer). */
 const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retval', 'req', 'res', 'reqsz', 'ressz', 'ver'] as const;
@@ -83,9 +80,8 @@ const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retv
 const sessionByHash = prepared<{ id: string }, { data: string; expires_at: number; app: string }>((db, p) => db.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', p.id));
 
 export class ObjectsService {
-  private logBuf: LogEntry[] = [];
-  private logTimer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  /** The call log: one insert (one commit, on the database's batch writer) per 250 ms or 400 calls. */
+  private readonly callLog = new BatchBuffer<unknown[]>({ flushMs: 250, flushAt: 400, max: Infinity, store: (batch) => this.storeLog(batch), warm: () => void this.ctx.db.batch([]) });
 
   constructor(
     readonly ctx: Ctx,
@@ -415,57 +411,32 @@ export class ObjectsService {
       ressz: e.ressz,
       ver: cut(e.ver, 50),
     };
-    const values = this.logInsert().cols.map((k) => all[k]);
-    this.logBuf.push({ values });
-    // one insert (one commit) per 250 ms or 400 calls
-    if (this.logBuf.length >= 400) void this.flushLog();
-    else if (!this.logTimer) {
-      this.logTimer = setTimeout(() => void this.flushLog(), 250);
-      this.logTimer.unref();
-    }
+    const values = this.logTable().cols.map((k) => all[k]);
+    this.callLog.push(values);
   }
 
-  private logIns: { cols: (typeof LOG_FIELDS)[number][]; sql: (n: number) => string } | null = null;
-  /** The call log's columns (the fields the ApiLog object declares) and its n-row insert, built once. */
-  private logInsert(): NonNullable<ObjectsService['logIns']> {
-    if (this.logIns) return this.logIns;
+  private logTab: { cols: (typeof LOG_FIELDS)[number][]; head: string } | null = null;
+  /** The call log's columns (the fields the ApiLog object declares) and its insert head, built once. */
+  private logTable(): NonNullable<ObjectsService['logTab']> {
+    if (this.logTab) return this.logTab;
     const def = this.schema.objects.get(this.schema.apiLog!)!;
     const cols = LOG_FIELDS.filter((k) => def.fields.has(k));
-    const pg = this.ctx.db.dialect === 'postgres';
-    const texts = new Map<number, string>();
     const q = (id: string) => `"${id.replace(/"/g, '""')}"`;
-    const sqlFor = (n: number) => {
-      let t = texts.get(n);
-      if (!t) {
-        let k = 0;
-        const row = () => `(${cols.map(() => (pg ? `$${++k}` : '?')).join(',')})`;
-        t = `insert into ${q(def.table)} (${cols.map(q).join(',')}) values ${Array.from({ length: n }, row).join(',')}`;
-        texts.set(n, t);
-      }
-      return t;
-    };
-    return (this.logIns = { cols, sql: sqlFor });
+    return (this.logTab = { cols, head: `insert into ${q(def.table)} (${cols.map(q).join(',')})` });
   }
 
+  /** Writes what the call log has buffered; resolves when it is stored (or reported lost). */
   flushLog(): Promise<void> {
-    if (this.logTimer) clearTimeout(this.logTimer);
-    this.logTimer = null;
-    const batch = this.logBuf;
-    this.logBuf = [];
-    if (!batch.length) return this.flushing;
-    const ins = this.logInsert();
-    const statements: { sql: string; parameters: unknown[] }[] = [];
-    for (let i = 0; i < batch.length; i += 100) {
-      const part = batch.slice(i, i + 100);
-      statements.push({ sql: ins.sql(part.length), parameters: part.flatMap((b) => b.values) });
-    }
-    this.flushing = this.flushing
+    return this.callLog.flush();
+  }
+
+  private async storeLog(batch: unknown[][]): Promise<void> {
+    const t = this.logTable();
+    try {
       // one relaxed transaction on the database's batch writer (SQLite: its own thread, off the event loop)
-      .then(() => this.ctx.db.batch(statements, { relaxed: true }))
-      .then(
-        () => undefined,
-        (err) => this.ctx.log.warn({ err: String(err) }, 'bqp call log write failed'),
-      );
-    return this.flushing;
+      await this.ctx.db.batch(insertStatements(this.ctx.db.dialect, t.head, t.cols.length, batch.flat()), { relaxed: true });
+    } catch (err) {
+      this.ctx.log.warn({ err: String(err) }, 'bqp call log write failed');
+    }
   }
 }

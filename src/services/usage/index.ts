@@ -16,6 +16,7 @@
 import type { Generated } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { defineMigration } from '../../core/db/migrations.js';
+import { BatchBuffer, insertStatements } from '../../core/db/batching.js';
 import { DomainError } from '../../core/errors.js';
 import { ipPrefix } from '../links/classify.js';
 
@@ -116,18 +117,15 @@ const HOUR = 3_600_000;
 const DAY = 86_400_000;
 
 interface State {
-  buffer: RequestEvent[];
-  timer: NodeJS.Timeout | null;
+  buffer: BatchBuffer<RequestEvent>;
   sweeper: NodeJS.Timeout | null;
-  flushing: Promise<void> | null;
-  dropped: number;
   closed: boolean;
 }
 
 const states = new WeakMap<Ctx, State>();
 function state(ctx: Ctx): State {
   let s = states.get(ctx);
-  if (!s) states.set(ctx, (s = { buffer: [], timer: null, sweeper: null, flushing: null, dropped: 0, closed: false }));
+  if (!s) states.set(ctx, (s = { buffer: new BatchBuffer({ flushMs: FLUSH_MS, flushAt: FLUSH_AT, max: BUFFER_MAX, store: (batch) => storeRequests(ctx, batch), warm: () => void ctx.db.batch([]) }), sweeper: null, closed: false }));
   return s;
 }
 
@@ -138,27 +136,8 @@ export interface Recorder {
 
 /** Returns the platform's recorder; the HTTP layer keeps it and calls push() once per request. */
 export function recorder(ctx: Ctx): Recorder {
-  const s = state(ctx);
-  const flushSoon = () => {
-    s.timer = null;
-    void flushRequests(ctx);
-  };
-  return {
-    push(e) {
-      const b = s.buffer;
-      if (b.length >= BUFFER_MAX) {
-        s.dropped++;
-        return;
-      }
-      b.push(e);
-      if (b.length >= FLUSH_AT) {
-        if (!s.flushing) void flushRequests(ctx);
-      } else if (s.timer === null) {
-        s.timer = setTimeout(flushSoon, FLUSH_MS);
-        s.timer.unref();
-      }
-    },
-  };
+  const b = state(ctx).buffer;
+  return { push: (e) => b.push(e) };
 }
 
 /** Starts the retention sweeper (every process runs one; sweeping is idempotent). */
@@ -177,42 +156,21 @@ export async function stopUsage(ctx: Ctx): Promise<void> {
   if (s.sweeper) clearInterval(s.sweeper);
   s.sweeper = null;
   await flushRequests(ctx);
-  if (s.dropped) ctx.log.warn({ dropped: s.dropped }, 'request log events dropped (the database was too far behind)');
+  if (s.buffer.dropped) ctx.log.warn({ dropped: s.buffer.dropped }, 'request log events dropped (the database was too far behind)');
   states.delete(ctx);
 }
 
 const LOG_COLS = ['at', 'tenant_id', 'app_id', 'service', 'method', 'route', 'status', 'duration_us', 'ip_prefix', 'error_code'] as const;
 const AGG_COLS = ['tenant_id', 'app_id', 'service', 'hour', 'requests', 'errors', 'duration_us'] as const;
-const INSERT_ROWS = 100;
-const sqls = new Map<string, string>();
-function placeholders(dialect: string, cols: number, n: number): string {
-  let k = 0;
-  const ph = () => (dialect === 'postgres' ? `$${++k}` : '?');
-  return Array.from({ length: n }, () => `(${Array.from({ length: cols }, ph).join(',')})`).join(',');
-}
-function logInsert(dialect: string, n: number): string {
-  const key = `log:${dialect}:${n}`;
-  let t = sqls.get(key);
-  if (!t) sqls.set(key, (t = `insert into request_log (${LOG_COLS.join(',')}) values ${placeholders(dialect, LOG_COLS.length, n)}`));
-  return t;
-}
+const LOG_HEAD = `insert into request_log (${LOG_COLS.join(',')})`;
 /** PostgreSQL: the whole batch as one array per column (10 parameters, however many rows). */
 const PG_LOG_INSERT =
-  `insert into request_log (${LOG_COLS.join(',')}) ` +
+  `${LOG_HEAD} ` +
   `select * from unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::integer[], $8::bigint[], $9::text[], $10::text[])`;
-function aggUpsert(dialect: string, n: number): string {
-  const key = `agg:${dialect}:${n}`;
-  let t = sqls.get(key);
-  if (!t)
-    sqls.set(
-      key,
-      (t =
-        `insert into usage_hourly (${AGG_COLS.join(',')}) values ${placeholders(dialect, AGG_COLS.length, n)} ` +
-        `on conflict (tenant_id, app_id, service, hour) do update set requests = usage_hourly.requests + excluded.requests, ` +
-        `errors = usage_hourly.errors + excluded.errors, duration_us = usage_hourly.duration_us + excluded.duration_us`),
-    );
-  return t;
-}
+const AGG_HEAD = `insert into usage_hourly (${AGG_COLS.join(',')})`;
+const AGG_TAIL =
+  'on conflict (tenant_id, app_id, service, hour) do update set requests = usage_hourly.requests + excluded.requests, ' +
+  'errors = usage_hourly.errors + excluded.errors, duration_us = usage_hourly.duration_us + excluded.duration_us';
 
 /** A request counts as an error when it answered 4xx/5xx or carried an error code (some dialects answer errors with 200). */
 export const isError = (status: number, code: string | null): boolean => status >= 400 || code !== null;
@@ -230,70 +188,51 @@ function prefixOf(ip: string): string {
 
 /** Writes every buffered event now (log rows and aggregates in one transaction). */
 export async function flushRequests(ctx: Ctx): Promise<void> {
-  const s = states.get(ctx);
-  if (!s) return;
-  while (s.flushing) await s.flushing;
-  if (s.timer) {
-    clearTimeout(s.timer);
-    s.timer = null;
-  }
-  if (s.buffer.length === 0) return;
-  const batch = s.buffer;
-  s.buffer = [];
-  s.flushing = (async () => {
-    try {
-      const pg = ctx.db.dialect === 'postgres';
-      const params: unknown[] = [];
-      const columns: unknown[][] = LOG_COLS.map(() => []);
-      const agg = new Map<string, [number, number, string, number, number, number, number]>();
-      for (const e of batch) {
-        if (pg) {
-          columns[0].push(e.at);
-          columns[1].push(e.tenantId);
-          columns[2].push(e.appId);
-          columns[3].push(e.service);
-          columns[4].push(e.method);
-          columns[5].push(e.route);
-          columns[6].push(e.status);
-          columns[7].push(e.durationUs);
-          columns[8].push(prefixOf(e.ip));
-          columns[9].push(e.code);
-        } else params.push(e.at, e.tenantId, e.appId, e.service, e.method, e.route, e.status, e.durationUs, prefixOf(e.ip), e.code);
-        const hour = e.at - (e.at % HOUR);
-        const key = `${e.tenantId ?? 0}|${e.appId ?? 0}|${e.service}|${hour}`;
-        const a = agg.get(key);
-        const err = isError(e.status, e.code) ? 1 : 0;
-        if (a) {
-          a[4]++;
-          a[5] += err;
-          a[6] += e.durationUs;
-        } else agg.set(key, [e.tenantId ?? 0, e.appId ?? 0, e.service, hour, 1, err, e.durationUs]);
-      }
-      // Rows in one fixed order, so that two processes upserting overlapping keys lock them in the
-      // same order (PostgreSQL) and cannot deadlock.
-      const rows = [...agg.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0) || x[3] - y[3]);
-      const dialect = ctx.db.dialect;
-      const statements: { sql: string; parameters: unknown[] }[] = [];
-      if (pg) statements.push({ sql: PG_LOG_INSERT, parameters: columns });
-      else
-        for (let i = 0; i < batch.length; i += INSERT_ROWS) {
-          const n = Math.min(INSERT_ROWS, batch.length - i);
-          statements.push({ sql: logInsert(dialect, n), parameters: params.slice(i * LOG_COLS.length, (i + n) * LOG_COLS.length) });
-        }
-      for (let i = 0; i < rows.length; i += INSERT_ROWS) {
-        const part = rows.slice(i, i + INSERT_ROWS);
-        statements.push({ sql: aggUpsert(dialect, part.length), parameters: part.flat() });
-      }
-      // one transaction, on the database's batch writer (SQLite: its own thread, off the event loop)
-      await ctx.db.batch(statements, { relaxed: true });
-    } catch (e) {
-      ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store request log events');
-    } finally {
-      s.flushing = null;
+  await states.get(ctx)?.buffer.flush();
+}
+
+async function storeRequests(ctx: Ctx, batch: RequestEvent[]): Promise<void> {
+  try {
+    const pg = ctx.db.dialect === 'postgres';
+    const params: unknown[] = [];
+    const columns: unknown[][] = LOG_COLS.map(() => []);
+    const agg = new Map<string, [number, number, string, number, number, number, number]>();
+    for (const e of batch) {
+      if (pg) {
+        columns[0].push(e.at);
+        columns[1].push(e.tenantId);
+        columns[2].push(e.appId);
+        columns[3].push(e.service);
+        columns[4].push(e.method);
+        columns[5].push(e.route);
+        columns[6].push(e.status);
+        columns[7].push(e.durationUs);
+        columns[8].push(prefixOf(e.ip));
+        columns[9].push(e.code);
+      } else params.push(e.at, e.tenantId, e.appId, e.service, e.method, e.route, e.status, e.durationUs, prefixOf(e.ip), e.code);
+      const hour = e.at - (e.at % HOUR);
+      const key = `${e.tenantId ?? 0}|${e.appId ?? 0}|${e.service}|${hour}`;
+      const a = agg.get(key);
+      const err = isError(e.status, e.code) ? 1 : 0;
+      if (a) {
+        a[4]++;
+        a[5] += err;
+        a[6] += e.durationUs;
+      } else agg.set(key, [e.tenantId ?? 0, e.appId ?? 0, e.service, hour, 1, err, e.durationUs]);
     }
-  })();
-  await s.flushing;
-  if (s.buffer.length >= FLUSH_AT) await flushRequests(ctx);
+    // Rows in one fixed order, so that two processes upserting overlapping keys lock them in the
+    // same order (PostgreSQL) and cannot deadlock.
+    const rows = [...agg.values()].sort((x, y) => x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0) || x[3] - y[3]);
+    const dialect = ctx.db.dialect;
+    const statements = [
+      ...(pg ? [{ sql: PG_LOG_INSERT, parameters: columns }] : insertStatements(dialect, LOG_HEAD, LOG_COLS.length, params)),
+      ...insertStatements(dialect, AGG_HEAD, AGG_COLS.length, rows.flat(), AGG_TAIL),
+    ];
+    // one transaction, on the database's batch writer (SQLite: its own thread, off the event loop)
+    await ctx.db.batch(statements, { relaxed: true });
+  } catch (e) {
+    ctx.log.error({ err: String((e as Error)?.message ?? e), lost: batch.length }, 'could not store request log events');
+  }
 }
 
 /** Deletes log rows past the horizon and past the row cap, and aggregates past theirs. Returns the rows deleted. */
