@@ -13,6 +13,7 @@ import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, writeFile 
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import SQLite from 'better-sqlite3';
 import type { Config } from './config.js';
+import { sqliteFile } from './db/index.js';
 
 export const BACKUP_FORMAT = 'menhu-backup/1';
 const DB_FILE = 'menhu.sqlite';
@@ -42,11 +43,6 @@ function embeddedOnly(cfg: Config): void {
   if (cfg.s3) throw new BackupError('blobs are in an S3 bucket: back the bucket up with its own tools (versioning, replication)');
 }
 
-function sqliteFile(cfg: Config): string {
-  const f = cfg.databaseUrl.replace(/^(sqlite:|file:)(\/\/)?/, '');
-  return f ? resolve(f) : join(cfg.dataDir, DB_FILE);
-}
-
 async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
@@ -73,7 +69,7 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
 export async function backup(cfg: Config, dest: string, progress: Progress = () => {}): Promise<Manifest> {
   embeddedOnly(cfg);
   dest = resolve(dest);
-  const dbFile = sqliteFile(cfg);
+  const dbFile = resolve(sqliteFile(cfg));
   if (!(await isEmptyOrMissing(dest))) throw new BackupError(`${dest} is not empty; choose a new folder`);
   if (!existsSync(dbFile)) throw new BackupError(`no database at ${dbFile}: nothing to back up`);
   if (dest === cfg.dataDir || dest.startsWith(cfg.dataDir + sep)) throw new BackupError('the backup folder cannot be inside the data folder');
