@@ -104,12 +104,15 @@ describe('crash: kill -9 during a transfer load', () => {
           const j = jobs[next++];
           attempted.push(j);
           try {
-            const r = await ext('/transactions/paytouser/', j.body, { 'idempotency-key': j.key });
-            if (r.json?.errcode === 0) answered.set(j.key, r.headers.get('x-ulord-txid')!);
-            if (answered.size === 100 && !killed) {
+            const pending = ext('/transactions/paytouser/', j.body, { 'idempotency-key': j.key });
+            if (answered.size >= 100 && !killed) {
+              // in the middle of the load, with this request (at least) not yet answered: the group commit
+              // can answer a whole round of requests in one tick, leaving none in flight at that moment
               killed = true;
-              child!.kill('SIGKILL'); // in the middle of the load: other requests are in flight
+              child!.kill('SIGKILL');
             }
+            const r = await pending;
+            if (r.json?.errcode === 0) answered.set(j.key, r.headers.get('x-ulord-txid')!);
           } catch {
             /* connection reset by the kill */
           }
