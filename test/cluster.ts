@@ -17,7 +17,7 @@ import type { TestOptions, TestPlatform, TestServer } from './helpers.js';
 export const inCluster = process.env.MENHU_TEST_CLUSTER === '1';
 
 /** Alternates requests between targets; counts what each one got so tests can see both served. */
-export function roundRobinProxy(targets: string[], settle?: () => Promise<void>): Promise<{ url: string; served: number[]; close(): Promise<void> }> {
+export function roundRobinProxy(targets: string[], settle?: () => Promise<unknown>): Promise<{ url: string; served: number[]; close(): Promise<void> }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const served = targets.map(() => 0);
   let next = 0;
@@ -28,11 +28,21 @@ export function roundRobinProxy(targets: string[], settle?: () => Promise<void>)
     const up = http.request(
       { host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent },
       (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
-        if (!settle) return void ur.pipe(res);
-        // the answer is complete for the client only once every server has heard what it published
-        ur.pipe(res, { end: false });
-        ur.on('end', () => void settle().then(() => res.end()));
+        if (!settle) {
+          res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
+          return void ur.pipe(res);
+        }
+        // Nothing reaches the client before every server has heard what this answer published: a
+        // client reads a Content-Length body as complete without waiting for the end, so holding
+        // back only the end (as before) let tests see stale caches.
+        const chunks: Buffer[] = [];
+        ur.on('data', (c: Buffer) => chunks.push(c));
+        ur.on('end', () =>
+          void settle().then(() => {
+            res.writeHead(ur.statusCode ?? 502, ur.statusMessage, ur.rawHeaders);
+            res.end(Buffer.concat(chunks));
+          }),
+        );
       },
     );
     up.on('error', (e) => {
@@ -64,9 +74,11 @@ export function roundRobinProxy(targets: string[], settle?: () => Promise<void>)
  * response reaches the test every server must have heard what was published while it was made.
  * Each server publishes a marker on its own publisher connection, after anything it published
  * before (Redis keeps one connection's order), and every server waits until it has received every
- * marker. Bounded (200 ms): a test that takes Redis away must not hang on it.
+ * marker. Bounded (2 s, resolving false): a loaded machine can take well over 200 ms to deliver a
+ * message while a browser suite runs beside it (CI did, and a stale cache failed two tests). Right
+ * after start the subscriptions may not be in place yet: startCluster waits for one full round.
  */
-function busBarrier(ctxs: Ctx[]): () => Promise<void> {
+function busBarrier(ctxs: Ctx[]): (timeoutMs?: number) => Promise<boolean> {
   const TOPIC = 'test-barrier';
   const seen = ctxs.map(() => new Set<string>());
   const awaited = new Set<string>();
@@ -79,23 +91,24 @@ function busBarrier(ctxs: Ctx[]): () => Promise<void> {
     }),
   );
   let seq = 0;
-  return () => {
-    if (ctxs[0].bus.mode() !== 'redis') return Promise.resolve();
+  return (timeoutMs = 2000) => {
+    if (ctxs[0].bus.mode() !== 'redis') return Promise.resolve(true);
     const id = `${process.pid}-${++seq}`;
     const markers = ctxs.map((_, j) => `${id}:${j}`);
-    return new Promise<void>((resolve) => {
+    return new Promise<boolean>((resolve) => {
       const done = () => {
         if (!seen.every((s) => markers.every((m) => s.has(m)))) return;
-        finish();
+        finish(true);
       };
-      const finish = () => {
+      const finish = (ok: boolean) => {
         clearTimeout(timer);
         waiters.delete(done);
         for (const m of markers) awaited.delete(m);
         for (const s of seen) for (const m of markers) s.delete(m);
-        resolve();
+        if (!ok && timeoutMs >= 1000) process.stderr.write(`cluster: bus barrier ${id} timed out after ${timeoutMs} ms\n`);
+        resolve(ok);
       };
-      const timer = setTimeout(finish, 200);
+      const timer = setTimeout(() => finish(false), timeoutMs);
       for (const m of markers) awaited.add(m);
       waiters.add(done);
       ctxs.forEach((c, j) => c.bus.publish(TOPIC, markers[j]));
@@ -121,7 +134,12 @@ export async function startCluster(first: TestPlatform, opts: TestOptions): Prom
   const logOpts = opts.logStream ? { logStream: opts.logStream } : { logger: false };
   const app1 = await buildServer(first.ctx, logOpts);
   const app2 = await buildServer(second, logOpts);
-  const proxy = await roundRobinProxy([await listen(app1), await listen(app2)], busBarrier([first.ctx, second]));
+  const barrier = busBarrier([first.ctx, second]);
+  // Every server subscribed (its topics and the barrier's) before the first request. A test that
+  // points REDIS_URL at nothing gets no barrier: there is no bus to wait for.
+  let ready = false;
+  for (let i = 0; i < 5 && !ready; i++) ready = await barrier(500);
+  const proxy = await roundRobinProxy([await listen(app1), await listen(app2)], ready ? () => barrier() : undefined);
   first.ctx.config.publicUrl = proxy.url;
   return {
     ...first,
