@@ -20,12 +20,8 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import Fastify from 'fastify';
 import { pino } from 'pino';
-import { loadConfig } from '../src/core/config.js';
-import { createApp } from '../src/core/credentials/apps.js';
 import { hmacSign } from '../src/core/credentials/schemes.js';
-import { closePlatform, createPlatform } from '../src/platform.js';
-import { buildServer } from '../src/server.js';
-import { createTenant } from '../src/services/accounts/index.js';
+import { ensureBuilt, server } from './lib.js';
 
 const PATH = '/rest/v1/me';
 
@@ -40,6 +36,12 @@ interface Ready {
 
 /** Child: menhu and bare Fastify on two loopback ports. */
 async function serve(opts: { pg: boolean; redis: boolean; logLevel: string }): Promise<void> {
+  // menhu as `menhu serve` runs it: from dist/ (BENCH_SRC=1: the sources through tsx)
+  const { loadConfig } = await server<typeof import('../src/core/config.js')>('core/config.js');
+  const { createApp } = await server<typeof import('../src/core/credentials/apps.js')>('core/credentials/apps.js');
+  const { closePlatform, createPlatform } = await server<typeof import('../src/platform.js')>('platform.js');
+  const { buildServer } = await server<typeof import('../src/server.js')>('server.js');
+  const { createTenant } = await server<typeof import('../src/services/accounts/index.js')>('services/accounts/index.js');
   const dataDir = mkdtempSync(join(tmpdir(), 'menhu-bench-'));
   const config = loadConfig(
     {
@@ -165,6 +167,7 @@ export default async function run(argv: string[]): Promise<void> {
     },
   });
   const o = { duration: Number(v.duration), connections: Number(v.connections), bearer: !!v.bearer };
+  ensureBuilt();
   const child = fork(fileURLToPath(import.meta.url), ['--serve', JSON.stringify({ pg: v.pg, redis: v.redis, logLevel: v['log-level'] })], {
     execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])],
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],

@@ -1,5 +1,8 @@
 /** Shared by the benchmarks: servers in child processes that print one JSON line when listening. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 
 export interface Child<T> {
@@ -27,3 +30,24 @@ export async function startChild<T>(script: string, args: string[], env: Record<
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * The benchmarked server's code: the tsc build in dist/, which is what `menhu serve` runs — unless
+ * BENCH_SRC=1, which loads the TypeScript sources through tsx. (tsx compiles with esbuild's
+ * keepNames: every closure made per request also runs a `__name` helper call, which the build has
+ * not.) `server('server.js')` imports dist/server.js; types come from the sources.
+ */
+const fromSrc = process.env.BENCH_SRC === '1';
+export const server = <T>(rel: string): Promise<T> => import(new URL(`../${fromSrc ? 'src' : 'dist'}/${rel}`, import.meta.url).href) as Promise<T>;
+
+/** Rebuilds dist/ (tsc, no console) when a source file is newer than it; run by the parent before it starts servers. */
+export function ensureBuilt(): void {
+  if (fromSrc) return;
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+  const built = existsSync(join(root, 'dist/server.js')) ? statSync(join(root, 'dist/server.js')).mtimeMs : 0;
+  if (built >= newest(join(root, 'src'))) return;
+  console.log('building dist/ (tsc) so the benchmark runs what `menhu serve` runs …');
+  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}

@@ -1,7 +1,8 @@
 /**
  * /s/<code> redirects of the real menhu server vs a bare node:http server answering the same 302,
  * each in its own child process, loaded by autocannon from this process, in the same run.
- * Checks afterwards that every answered scan was recorded (buffered writes flushed).
+ * Checks afterwards that every answered scan was recorded (buffered writes flushed). menhu runs from
+ * dist/ as `menhu serve` does (rebuilt when stale; BENCH_SRC=1 for the sources through tsx).
  *
  *   node --import tsx bench/scan.ts [seconds per server and round, default 5] [connections, default 10] [rounds, default 3]
  */
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { median, startChild } from './lib.js';
+import { ensureBuilt, median, server, startChild } from './lib.js';
 
 const TARGET = 'https://example.com/landing';
 const UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1';
@@ -40,11 +41,11 @@ async function serveFastify(): Promise<void> {
 }
 
 async function serveMenhu(): Promise<void> {
-  const { loadConfig } = await import('../src/core/config.js');
-  const { createPlatform, closePlatform } = await import('../src/platform.js');
-  const { buildServer } = await import('../src/server.js');
-  const { createTenant } = await import('../src/services/accounts/index.js');
-  const { ensureLink, flushScans } = await import('../src/services/links/index.js');
+  const { loadConfig } = await server<typeof import('../src/core/config.js')>('core/config.js');
+  const { createPlatform, closePlatform } = await server<typeof import('../src/platform.js')>('platform.js');
+  const { buildServer } = await server<typeof import('../src/server.js')>('server.js');
+  const { createTenant } = await server<typeof import('../src/services/accounts/index.js')>('services/accounts/index.js');
+  const { ensureLink, flushScans } = await server<typeof import('../src/services/links/index.js')>('services/links/index.js');
   const dir = mkdtempSync(join(tmpdir(), 'menhu-bench-'));
   const cfg = loadConfig({ ...process.env, MENHU_DATA: dir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' }, { port: 0, jobConcurrency: 0 });
   // stdout is this child's answer channel: logs (the access line of every request at the default
@@ -88,6 +89,7 @@ async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
   const connections = Number(process.argv[3] ?? 10);
   const rounds = Number(process.argv[4] ?? 3);
+  ensureBuilt();
   console.log(`autocannon: ${connections} connections, ${rounds} rounds of ${seconds} s per server (alternating), Node ${process.version}`);
   const servers = { raw: await start('raw'), fastify: await start('fastify'), menhu: await start('menhu') };
   const res: Record<Kind, { rps: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
