@@ -27,6 +27,9 @@ export interface Config {
   secretGraceSeconds: number;
   /** Allowed clock skew for the native HMAC scheme, seconds; nonces are kept twice as long. */
   hmacSkewSeconds: number;
+  /** Failed password checks per account within loginWindowSeconds before every attempt on it is refused until the window ends; 0 = no limit. */
+  loginMaxFailures: number;
+  loginWindowSeconds: number;
   /** Default per-app rate limit (requests per second) when the app sets none. 0 = unlimited. */
   defaultRateLimit: number;
   /** Open developer registration through the Ulord dialect. */
@@ -134,6 +137,8 @@ export function loadConfig(env: Env = process.env, overrides: Partial<Config> = 
     secretGraceSeconds: int(env, 'MENHU_SECRET_GRACE', 24 * 3600),
     hmacSkewSeconds: int(env, 'MENHU_HMAC_SKEW', 300),
     defaultRateLimit: int(env, 'MENHU_RATE_LIMIT', 0),
+    loginMaxFailures: int(env, 'MENHU_LOGIN_MAX_FAILURES', 10),
+    loginWindowSeconds: int(env, 'MENHU_LOGIN_WINDOW', 900),
     openRegistration: bool(env, 'MENHU_OPEN_REGISTRATION', true),
     ledgerHoldSeconds: int(env, 'MENHU_LEDGER_HOLD_SECONDS', 0),
     jobConcurrency: int(env, 'MENHU_JOB_CONCURRENCY', 1),

@@ -159,4 +159,24 @@ describe('BQP reg, genCode, chpwd', () => {
     assert.ok(!logs.some((l) => secrets.some((t) => (l.req ?? '').includes(t) || (l.res ?? '').includes(t))));
     assert.ok(logs.some((l) => (l.res ?? '').includes('"_token":"***"')));
   });
+
+  it('locks an account out after too many wrong passwords (login and chpwd), right ones included, until the window ends', async () => {
+    const r = await new Client(B).req('/reg', { form: { uname: 'mallory-target', pwd: 'pass-9999' } });
+    assert.equal(r.json[0], 0, r.text);
+    const max = s.config.loginMaxFailures;
+    for (let i = 0; i < max; i++) assert.equal((await new Client(B).call('/login', { form: { uname: 'mallory-target', pwd: `guess-${i}` } }))[0], -1);
+    const locked = await new Client(B).req('/login', { form: { uname: 'mallory-target', pwd: 'pass-9999' } });
+    assert.equal(locked.json[0], 5, locked.text); // E.FORBIDDEN, with the reason
+    assert.match(String(locked.json[2]), /too many failed password attempts/);
+    // the same account in the other user kind is another account
+    assert.equal((await new Client(B).call('/login?_app=emp', { form: { uname: 'mallory-target', pwd: 'x' } }))[0], -1);
+    clock.advance(s.config.loginWindowSeconds * 1000);
+    const c = new Client(B);
+    assert.equal((await c.call('/login', { form: { uname: 'mallory-target', pwd: 'pass-9999' } }))[0], 0);
+    // chpwd's old password counts the same way, per account
+    for (let i = 0; i < max; i++) assert.equal((await c.call('/chpwd', { form: { oldpwd: `guess-${i}`, pwd: 'pass-7777' } }))[0], -1);
+    assert.equal((await c.call('/chpwd', { form: { oldpwd: 'pass-9999', pwd: 'pass-7777' } }))[0], 5);
+    clock.advance(s.config.loginWindowSeconds * 1000);
+    assert.equal((await c.call('/chpwd', { form: { oldpwd: 'pass-9999', pwd: 'pass-7777' } }))[0], 0);
+  });
 });

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ManualClock } from '../../src/core/context.js';
-import { registerDeveloper } from '../../src/services/accounts/index.js';
+import { changePassword, registerDeveloper } from '../../src/services/accounts/index.js';
+import type { DomainError } from '../../src/core/errors.js';
 import { bearer, http, jsonBody, operatorCreds, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
 
 const T0 = Date.UTC(2026, 10, 23, 12, 0, 0);
@@ -92,6 +93,26 @@ describe('sessions and developers', () => {
     assertProblem(await http(s.url + R + '/sessions', jsonBody({ username: 'nobody', password: 'nope' })), 404, 'USER_UNKNOWN');
     assertProblem(await call(s, 'GET', '/me', {}), 401, 'NOT_LOGGED_IN');
     assertProblem(await call(s, 'GET', '/me', tokenAuth('made-up-token')), 401, 'NOT_LOGGED_IN');
+  });
+
+  it('locks an account out after too many failed passwords, right ones included, until the window ends', async () => {
+    await registerDeveloper(s.ctx, { username: 'erin', password: 'erin-pw', tenantId });
+    const max = s.config.loginMaxFailures;
+    assert.equal(max, 10, 'default MENHU_LOGIN_MAX_FAILURES');
+    // failures on one account, from wherever, add up (each refused with its own error)
+    for (let i = 0; i < max; i++) assertProblem(await http(s.url + R + '/sessions', jsonBody({ username: 'erin', password: `guess-${i}` })), 401, 'PASSWORD_INVALID');
+    const locked = await http(s.url + R + '/sessions', jsonBody({ username: 'erin', password: 'erin-pw' }));
+    assertProblem(locked, 429, 'RATE_LIMITED');
+    const retry = Number(locked.headers.get('retry-after'));
+    assert.ok(retry >= 1 && retry <= s.config.loginWindowSeconds, `Retry-After ${retry}`);
+    // the Ulord dialect's login answers its own code for it; changing the password is a password check too
+    const ul = await http(s.url + '/v1/users/login/', jsonBody({ username: 'erin', password: 'erin-pw' }));
+    assert.equal(ul.json.errcode, 10007, ul.text);
+    await assert.rejects(changePassword(s.ctx, 'erin', 'erin-pw', 'erin-pw-2'), (e: DomainError) => e.code === 'RATE_LIMITED');
+    // other accounts are not affected; unknown names count on their own
+    await login(s, 'alice', 'alice-pw'); // asserts 201
+    clock.advance(retry * 1000);
+    await login(s, 'erin', 'erin-pw'); // the right password works again after the window (asserts 201)
   });
 
   it('expires sessions after seven days', async () => {

@@ -16,6 +16,8 @@ export interface HitResult {
  */
 export interface Limits {
   hit(key: string, limit: number, windowMs: number): Promise<HitResult>;
+  /** Hits of `key` in its current window so far, without adding one, and ms until that window resets. */
+  count(key: string, windowMs: number): Promise<{ n: number; resetMs: number }>;
   /** True the first time a nonce is seen within ttlMs; false for a replay. */
   firstUse(nonce: string, ttlMs: number): Promise<boolean>;
   /** 'memory', 'redis' or 'redis-fallback' (Redis configured but unreachable right now). */
@@ -46,6 +48,12 @@ export class MemoryLimits implements Limits {
 
   async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
     return this.hitSync(key, limit, windowMs);
+  }
+
+  async count(key: string, windowMs: number): Promise<{ n: number; resetMs: number }> {
+    const t = this.now();
+    const w = this.windows.get(key);
+    return w && w.reset > t ? { n: w.count, resetMs: w.reset - t } : { n: 0, resetMs: windowMs };
   }
 
   firstUseSync(nonce: string, ttlMs: number): boolean {
@@ -131,6 +139,17 @@ export class RedisLimits implements Limits {
     } catch (e) {
       this.outage(e);
       return this.fallback.hit(key, limit, windowMs);
+    }
+  }
+
+  async count(key: string, windowMs: number): Promise<{ n: number; resetMs: number }> {
+    try {
+      const t = this.now();
+      const v = await this.redis.get(`${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`);
+      return { n: Number(v ?? 0), resetMs: windowMs - (t % windowMs) };
+    } catch (e) {
+      this.outage(e);
+      return this.fallback.count(key, windowMs);
     }
   }
 

@@ -1,3 +1,4 @@
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { createHash } from 'node:crypto';
 import type { Ctx } from '../../core/context.js';
 import { hashPassword, randomToken, verifyPassword } from '../../core/crypto.js';
@@ -166,10 +167,13 @@ export async function setDeveloperRole(ctx: Ctx, id: number, role: string): Prom
   return view(ctx, d);
 }
 
+/** The developer, when the password is right; failures count towards the account's lock-out (core/credentials/attempts). */
 async function checkPassword(ctx: Ctx, username: string, password: string): Promise<Developer> {
-  const d = await byUsername(ctx, username);
-  if (!(await verifyPassword(String(password ?? ''), d.password_hash))) throw new DomainError('PASSWORD_INVALID', 'wrong password');
-  return d;
+  return guardPassword(ctx, 'dev', String(username ?? ''), ['PASSWORD_INVALID', 'USER_UNKNOWN'], async () => {
+    const d = await byUsername(ctx, username);
+    if (!(await verifyPassword(String(password ?? ''), d.password_hash))) throw new DomainError('PASSWORD_INVALID', 'wrong password');
+    return d;
+  });
 }
 
 const tokenId = (token: string): string => createHash('sha256').update(token).digest('hex');

@@ -3,6 +3,7 @@
  * sessions of the objects' own users, uploaded files and the call log. No HTTP in here: the BQP
  * dialect parses requests into these calls and words the results.
  */
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { sql, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
 import { BatchBuffer, insertStatements } from '../../core/db/batching.js';
@@ -327,16 +328,20 @@ export class ObjectsService {
         session = { app, adminId: r.developer.id };
         info = { id: r.developer.id, uname: r.developer.username };
       } catch (e) {
-        if (e instanceof DomainError && e.code !== 'VALIDATION') throw new DomainError('SECRET_INVALID', '用户名或密码错误');
+        if (e instanceof DomainError && e.code !== 'VALIDATION' && e.code !== 'RATE_LIMITED') throw new DomainError('SECRET_INVALID', '用户名或密码错误');
         throw e;
       }
     } else {
       const def = this.schema.objects.get(app === 'emp' ? 'Employee' : 'User');
       if (!def) throw new DomainError('VALIDATION', `no ${app === 'emp' ? 'Employee' : 'User'} object declared`);
       const byPhone = /^\d/.test(uname) && def.fields.has('phone');
-      const row = (await sql<{ id: number; pwd: string | null; perms?: string }>`select ${sql.ref('id')}, ${sql.ref('pwd')}${def.fields.has('perms') ? sql`, ${sql.ref('perms')}` : sql``} from ${sql.table(def.table)} where ${sql.ref(byPhone ? 'phone' : 'uname')} = ${uname} limit 1`.execute(this.ctx.db.kysely)).rows[0];
-      const ok = row?.pwd ? await verifyPassword(pwd, row.pwd) : false;
-      if (!row || !ok) throw new DomainError('SECRET_INVALID', '手机号或密码错误');
+      // failures count towards the account's lock-out (core/credentials/attempts)
+      const row = await guardPassword(this.ctx, `bqp:${app}`, uname, ['SECRET_INVALID'], async () => {
+        const found = (await sql<{ id: number; pwd: string | null; perms?: string }>`select ${sql.ref('id')}, ${sql.ref('pwd')}${def.fields.has('perms') ? sql`, ${sql.ref('perms')}` : sql``} from ${sql.table(def.table)} where ${sql.ref(byPhone ? 'phone' : 'uname')} = ${uname} limit 1`.execute(this.ctx.db.kysely)).rows[0];
+        const ok = found?.pwd ? await verifyPassword(pwd, found.pwd) : false;
+        if (!found || !ok) throw new DomainError('SECRET_INVALID', '手机号或密码错误');
+        return found;
+      });
       const id = Number(row.id);
       session = app === 'emp' ? { app, empId: id, perms: row.perms ?? 'emp' } : { app, uid: id };
       const r = await runQuery(this.ctx.db.kysely as unknown as Kysely<any>, this.schema, this.ctx.db.dialect, def, { role: 'admin', loggedIn: true, vars: {} }, { op: 'get', res: '*', cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1 });

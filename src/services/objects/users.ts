@@ -5,6 +5,7 @@
  * Codes are stored hashed, live 5 minutes, are single-use and die after 5 wrong guesses; one code
  * per phone per minute. A password change ends the user's other sessions.
  */
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { randomInt } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { hashPassword, safeEqual, sha256hex, verifyPassword } from '../../core/crypto.js';
@@ -173,7 +174,9 @@ export async function chpwd(svc: ObjectsService, app: AppType, session: SessionD
     if (!session || app !== 'user' || !created || created < timeText(svc.ctx.clock.now() - FRESH_MS)) fail('SECRET_INVALID', '旧密码错误');
   } else {
     const stored = typeof row!.pwd === 'string' ? row!.pwd : '';
-    if (!stored || !(await verifyPassword(p.oldpwd!, stored))) fail('SECRET_INVALID', '旧密码错误');
+    await guardPassword(svc.ctx, `bqp:${app}:chpwd`, String(id), ['SECRET_INVALID'], async () => {
+      if (!stored || !(await verifyPassword(p.oldpwd!, stored))) fail('SECRET_INVALID', '旧密码错误');
+    });
   }
   const hash = await hashPassword(pwd);
   const fresh: SessionData = app === 'emp' ? { app, empId: id, perms: typeof row!.perms === 'string' ? row!.perms : 'emp' } : { app: 'user', uid: id };
