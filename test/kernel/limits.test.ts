@@ -34,6 +34,9 @@ describe('in-process limits', () => {
       t += 400;
       assert.deepEqual(await l.hit('k', 3, 1000), { allowed: false, remaining: 0, resetMs: 600 });
       assert.equal((await l.hit('other', 3, 1000)).allowed, true, 'keys are independent');
+      assert.deepEqual(await l.count('k', 1000), { n: 4, resetMs: 600 }, 'count peeks without a hit');
+      assert.deepEqual(await l.count('k', 1000), { n: 4, resetMs: 600 });
+      assert.deepEqual(await l.count('unseen', 1000), { n: 0, resetMs: 1000 });
       t += 599;
       assert.equal((await l.hit('k', 3, 1000)).allowed, false);
       t += 1;
@@ -89,6 +92,10 @@ describe('Redis limits shared by two instances', { skip: REDIS_URL ? false : 'RE
     assert.equal(over.allowed, false);
     assert.ok(over.resetMs > 0 && over.resetMs <= 5000);
     assert.equal((await a.hit('app:2', 4, 5000)).remaining, 3);
+    const seen = await b.count('app:1', 5000);
+    assert.equal(seen.n, 5, 'count sees the hits of both, and adds none');
+    assert.equal((await a.count('app:1', 5000)).n, 5);
+    assert.equal((await a.count('app:none', 5000)).n, 0);
     // the window is Redis' own: it resets after windowMs
     assert.equal((await a.hit('short', 1, 150)).allowed, true);
     assert.equal((await b.hit('short', 1, 150)).allowed, false);
