@@ -179,4 +179,14 @@ describe('BQP reg, genCode, chpwd', () => {
     clock.advance(s.config.loginWindowSeconds * 1000);
     assert.equal((await c.call('/chpwd', { form: { oldpwd: 'pass-9999', pwd: 'pass-7777' } }))[0], 0);
   });
+
+  it('concurrent registrations of one name or one phone: exactly one account', async () => {
+    const same = await Promise.all(Array.from({ length: 8 }, (_, i) => new Client(B).call('/reg', { form: { uname: 'racer', pwd: `pass-r${i}00` } })));
+    assert.equal(same.filter((r) => r[0] === 0).length, 1, JSON.stringify(same));
+    assert.ok(same.every((r) => r[0] === 0 || r[0] === 1), 'the others are told the user exists');
+    const phones = await Promise.all(Array.from({ length: 8 }, (_, i) => new Client(B).call('/reg', { form: { uname: `racer${i}`, phone: '13700000077', pwd: 'pass-rrrr' } })));
+    assert.equal(phones.filter((r) => r[0] === 0).length, 1, JSON.stringify(phones));
+    const rows = (await s.ctx.db.kysely.selectFrom('bqp_User' as never).select('id' as never).where((eb: any) => eb.or([eb('uname', '=', 'racer'), eb('phone', '=', '13700000077')])).execute()) as unknown[];
+    assert.equal(rows.length, 2);
+  });
 });

@@ -119,6 +119,14 @@ export async function register(svc: ObjectsService, app: AppType, p: { uname?: s
   if (def.fields.get('createTm')?.type === 'datetime') values.createTm = timeText(svc.ctx.clock.now());
   for (const k of Object.keys(values)) if (!def.fields.has(k)) fail('VALIDATION', `${def.name} has no field ${k}`);
   const id = await svc.run(true, async (x) => {
+    // PostgreSQL (read committed): two registrations of one name or phone at once would both find no
+    // duplicate, so each takes a lock on what it claims first (sorted: no deadlock); SQLite
+    // serialises write transactions already
+    if (x.dialect === 'postgres') {
+      for (const k of [uname ? `u:${uname}` : '', phone ? `p:${phone}` : ''].filter(Boolean).sort()) {
+        await sql`select pg_advisory_xact_lock(hashtext(${`bqp-reg:${def.table}:${k}`}))`.execute(x.db);
+      }
+    }
     const keys = [uname ? sql`${sql.ref('uname')} = ${uname}` : null, phone ? sql`${sql.ref('phone')} = ${phone}` : null].filter((c) => c !== null);
     const dup = (await sql`select ${sql.ref('id')} from ${sql.table(def.table)} where ${sql.join(keys, sql` or `)} limit 1`.execute(x.db)).rows[0];
     if (dup) fail('USER_EXISTS', '用户已存在');
