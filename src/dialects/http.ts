@@ -15,6 +15,10 @@ declare module 'fastify' {
   }
 }
 
+/** Whether an If-None-Match header names this (strong, quoted) ETag, or is `*`; weak forms match too. */
+export const etagMatches = (header: string | undefined, etag: string): boolean =>
+  !!header && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
+
 /** The CallInfo to hand to the core/credentials verify* functions: one per request, kept on it. */
 export const callInfo = (req: FastifyRequest): CallInfo => (req.callInfo ??= { ip: clientIp(req) });
 

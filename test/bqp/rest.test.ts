@@ -283,6 +283,14 @@ describe('native REST: declared objects', () => {
     assert.equal(img.headers.get('x-content-type-options'), 'nosniff');
     assert.match(img.headers.get('content-disposition') ?? '', /^filename=.*filename\*=UTF-8''%E9%97%A8%E5%BA%97\.png$/);
     assert.deepEqual(Buffer.from(await img.arrayBuffer()), png);
+    // revalidation: the same ETag answers 304 without the bytes; another one gets them
+    const etag = img.headers.get('etag')!;
+    const again = await fetch(`${s.url}/rest/v1/objects/Shop/attachments/${pic.id}`, { headers: { ...bearer(op), 'if-none-match': etag } });
+    assert.equal(again.status, 304);
+    assert.equal(again.headers.get('etag'), etag);
+    assert.equal((await again.arrayBuffer()).byteLength, 0);
+    assert.equal((await fetch(`${s.url}/rest/v1/objects/Shop/attachments/${pic.id}`, { headers: { ...bearer(op), 'if-none-match': '"other"' } })).status, 200);
+    assert.equal((await fetch(`${s.url}/rest/v1/objects/Shop/attachments/${pic.id}`, { headers: { 'if-none-match': etag } })).status, 401, 'no 304 without credentials');
     const thumb = await fetch(`${s.url}/rest/v1/objects/Shop/attachments/${pic.id}?thumb=true`, { headers: opCookie });
     assert.equal(thumb.status, 200);
     assert.equal(thumb.headers.get('content-type'), 'image/jpeg');

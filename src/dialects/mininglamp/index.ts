@@ -15,7 +15,7 @@ import type { ErrorCode } from '../../core/errors.js';
 import { findLinkByTarget, shortUrl } from '../../services/links/index.js';
 import { coverQr } from '../../services/reports/stamp.js';
 import { checkReportId, recallReport, registerReport, type ReportFile } from '../../services/reports/index.js';
-import { callInfo, classify, logInternal } from '../http.js';
+import { callInfo, classify, etagMatches, logInternal } from '../http.js';
 
 export const OPS = ['generateqr', 'getqrlink', 'commitreport', 'updatereport', 'recallreport'] as const;
 export type Op = (typeof OPS)[number];
@@ -126,9 +126,6 @@ const QR_MAX_AGE = 43200;
 function httpDate(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toUTCString();
 }
-
-const etagMatches = (header: string | undefined, etag: string): boolean =>
-  !!header && (header.trim() === '*' || header.split(',').some((t) => t.trim().replace(/^W\//, '') === etag));
 
 const handlers: Record<Op, OpHandler> = {
   async generateqr({ ctx, app, reportId, req, reply }) {

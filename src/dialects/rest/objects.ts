@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Caller } from '../../services/objects/index.js';
 import type { ObjectDescription, ObjectsService } from '../../services/objects/index.js';
 import { DomainError } from '../../core/errors.js';
+import { etagMatches } from '../http.js';
 import { requireOperator, requirePrincipal, type Principal } from './auth.js';
 import { problems } from './links.js';
 import { contentDisposition } from '../../services/objects/files.js';
@@ -148,12 +149,15 @@ export async function objectsRest(app: FastifyInstance, svc: ObjectsService): Pr
       const found = await svc.attachment(adminCaller(requireOperator(req)), req.params.name, req.params.id, req.query.thumb === true);
       if (!found) throw new DomainError('NOT_FOUND', `no file ${req.params.id} of ${req.params.name}`);
       const { row, etag } = found;
+      const tag = `"${etag}"`;
+      // a browser revalidating what it has (after max-age) gets 304 without the bytes
+      if (etagMatches(req.headers['if-none-match'], tag)) return reply.code(304).header('ETag', tag).header('Cache-Control', 'private, max-age=3600').send();
       const body = await svc.ctx.blobs.stream(row.blob_key).catch(() => null);
       if (!body) throw new DomainError('NOT_FOUND', `the bytes of file ${req.params.id} are gone`);
       return reply
         .type(row.mime)
         .header('Content-Length', String(body.row.size))
-        .header('ETag', `"${etag}"`)
+        .header('ETag', tag)
         .header('Cache-Control', 'private, max-age=3600')
         .header('X-Content-Type-Options', 'nosniff')
         .header('Content-Security-Policy', "default-src 'none'; sandbox")
