@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import { cpuOf } from './lib.js';
 
 // autocannon ships no types
 const autocannon = createRequire(import.meta.url)('autocannon') as (o: object) => Promise<{ latency: { p50: number; p99: number } }>;
@@ -71,15 +72,6 @@ function cli(...args: string[]): any {
   return JSON.parse(r.stdout);
 }
 
-/** CPU seconds (user + system) a process has used so far; 0 where /proc cannot tell. */
-function cpuOf(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
-  } catch {
-    return 0;
-  }
-}
 let pgAdmin: pg.Client | null = null;
 /** CPU seconds so far of each backend of the bench database (a backend the pool closes drops out). */
 async function pgCpu(): Promise<Map<number, number>> {

@@ -1,6 +1,6 @@
 /** Shared by the benchmarks: servers in child processes that print one JSON line when listening. */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -13,8 +13,15 @@ export interface Child<T> {
   ask<R>(cmd: string): Promise<R>;
 }
 
+/**
+ * Starts a server child. BENCH_SERVER_CPUS (a taskset list, e.g. `1`) pins it, and what it starts, to
+ * those CPUs: with the load generator pinned elsewhere (`taskset -c 0 npm run bench -- …`), a 2-core
+ * machine no longer mixes the two on one core at random.
+ */
 export async function startChild<T>(script: string, args: string[], env: Record<string, string> = {}): Promise<Child<T>> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  const argv = [process.execPath, '--import', 'tsx', script, ...args];
+  const pin = process.env.BENCH_SERVER_CPUS;
+  const child = spawn(pin ? 'taskset' : argv[0], pin ? ['-c', pin, ...argv] : argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
   const first = await lines.next();
   if (first.done) throw new Error(`${script} ${args.join(' ')} exited before listening`);
@@ -27,6 +34,16 @@ export async function startChild<T>(script: string, args: string[], env: Record<
       return JSON.parse((await lines.next()).value as string) as R;
     },
   };
+}
+
+/** CPU seconds (user + system, all threads) a process has used so far; 0 where /proc cannot tell. */
+export function cpuOf(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // clock ticks (USER_HZ = 100)
+  } catch {
+    return 0;
+  }
 }
 
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

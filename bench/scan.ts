@@ -5,6 +5,11 @@
  * dist/ as `menhu serve` does (rebuilt when stale; BENCH_SRC=1 for the sources through tsx).
  *
  *   node --import tsx bench/scan.ts [seconds per server and round, default 5] [connections, default 10] [rounds, default 3]
+ *
+ * Each run also reports the server process' CPU per request (all its threads, /proc). On a 2-core
+ * machine shared with the load generator, pin them apart for steadier figures:
+ *   BENCH_SERVER_CPUS=1 taskset -c 0 node --import tsx bench/scan.ts …
+ * and BENCH_RATE=8000 gives every server the same fixed rate (then compare CPU per request).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -12,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
-import { ensureBuilt, median, server, startChild } from './lib.js';
+import { cpuOf, ensureBuilt, median, server, startChild } from './lib.js';
 
 const TARGET = 'https://example.com/landing';
 const UA = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1';
@@ -78,11 +83,19 @@ type Kind = 'raw' | 'fastify' | 'menhu';
 
 const start = (kind: Kind) => startChild<{ port: number; path: string }>(new URL(import.meta.url).pathname, ['--serve', kind]);
 
-async function load(label: string, url: string, seconds: number, connections: number) {
-  const r = await autocannon({ url, duration: seconds, connections, headers: { 'user-agent': UA } });
+// BENCH_RATE=<req/s>: every server gets the same fixed rate (autocannon overallRate); then the
+// throughput says nothing and the server CPU per request is the figure.
+const RATE = Number(process.env.BENCH_RATE ?? 0);
+
+async function load(label: string, pid: number, url: string, seconds: number, connections: number) {
+  const cpu0 = cpuOf(pid);
+  const r = await autocannon({ url, duration: seconds, connections, headers: { 'user-agent': UA }, ...(RATE ? { overallRate: RATE } : {}) });
+  const cpuUs = ((cpuOf(pid) - cpu0) * 1e6) / Math.max(1, r.requests.total);
   const ok = r['3xx'];
-  console.log(`  ${label.padEnd(8)} ${r.requests.average.toFixed(0).padStart(7)} req/s   p50 ${r.latency.p50} ms   p99 ${r.latency.p99} ms   302s ${ok}   other ${r.errors + r.non2xx - ok}`);
-  return { rps: r.requests.average, p99: r.latency.p99, ok };
+  console.log(
+    `  ${label.padEnd(8)} ${r.requests.average.toFixed(0).padStart(7)} req/s   ${cpuUs.toFixed(1).padStart(5)} µs server CPU/req   p50 ${r.latency.p50} ms   p99 ${r.latency.p99} ms   302s ${ok}   other ${r.errors + r.non2xx - ok}`,
+  );
+  return { rps: r.requests.average, cpuUs, p99: r.latency.p99, ok };
 }
 
 async function main(): Promise<void> {
@@ -92,12 +105,12 @@ async function main(): Promise<void> {
   ensureBuilt();
   console.log(`autocannon: ${connections} connections, ${rounds} rounds of ${seconds} s per server (alternating), Node ${process.version}`);
   const servers = { raw: await start('raw'), fastify: await start('fastify'), menhu: await start('menhu') };
-  const res: Record<Kind, { rps: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
+  const res: Record<Kind, { rps: number; cpuUs: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
   for (let r = 1; r <= rounds; r++) {
     console.log(`round ${r}`);
     // rotate the order each round so no server always goes first (the machine warms, other load comes and goes)
     const order = (['raw', 'fastify', 'menhu'] as const).map((_, i, a) => a[(i + r - 1) % a.length]);
-    for (const k of order) res[k].push(await load(k, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
+    for (const k of order) res[k].push(await load(k, servers[k].child.pid!, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
   }
   const m = servers.menhu;
   const counted = (await m.ask<{ scans: number }>('count')).scans;
@@ -106,10 +119,13 @@ async function main(): Promise<void> {
   servers.fastify.child.kill();
   const ratios = res.menhu.map((x, i) => x.rps / res.raw[i].rps);
   const fratios = res.fastify.map((x, i) => x.rps / res.raw[i].rps);
+  if (RATE) console.log(`\nfixed rate ${RATE} req/s: the throughput ratios below say nothing; compare server CPU per request`);
   console.log(`\nmenhu / raw per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(ratios).toFixed(2)} (goal >= 0.8)`);
   console.log(`bare Fastify / raw per round: ${fratios.map((x) => x.toFixed(2)).join(', ')}; median ${median(fratios).toFixed(2)} (the framework's own share)`);
   const mf = res.menhu.map((x, i) => x.rps / res.fastify[i].rps);
   console.log(`menhu / bare Fastify per round: ${mf.map((x) => x.toFixed(2)).join(', ')}; median ${median(mf).toFixed(2)}`);
+  const cr = res.menhu.map((x, i) => res.raw[i].cpuUs / x.cpuUs);
+  console.log(`server CPU per request, raw / menhu per round: ${cr.map((x) => x.toFixed(2)).join(', ')}; median ${median(cr).toFixed(2)} (menhu ${median(res.menhu.map((x) => x.cpuUs)).toFixed(1)} µs, raw ${median(res.raw.map((x) => x.cpuUs)).toFixed(1)} µs)`);
   console.log(`menhu p99: ${res.menhu.map((x) => x.p99).join(', ')} ms (goal <= 15)`);
   // autocannon stops counting at each deadline; up to one request per connection is answered after it.
   const ok = res.menhu.reduce((a, x) => a + x.ok, 0);
