@@ -3,7 +3,7 @@ import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { sql } from 'kysely';
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -47,28 +47,10 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   // --- metrics and the access log -------------------------------------------------------------
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'menhu_' });
-  const requests = new Counter({ name: 'menhu_http_requests_total', help: 'HTTP requests', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const duration = new Histogram({
-    name: 'menhu_http_request_duration_seconds',
-    help: 'HTTP request duration',
-    labelNames: ['method', 'route'],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
-  });
-  // Labelled children are looked up once per (method, route, status), not hashed on every request.
-  const counters = new Map<string, Counter.Internal>();
-  const timers = new Map<string, Histogram.Internal<string>>();
+  const routeMetrics = new RouteMetrics([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]);
+  routeMetrics.register(registry);
   const access = accessLog(ctx, opts);
-  const observe = (method: string, route: string, status: number, ms: number) => {
-    const rk = method + ' ' + route;
-    const ck = rk + ' ' + status;
-    let c = counters.get(ck);
-    if (!c) counters.set(ck, (c = requests.labels(method, route, String(status))));
-    c.inc();
-    let h = timers.get(rk);
-    if (!h) timers.set(rk, (h = duration.labels(method, route)));
-    h.observe(ms / 1000);
-  };
+  const observe = (method: string, route: string, status: number, ms: number) => routeMetrics.observe(method, route, status, ms / 1000);
   const recordFast = (req: IncomingMessage, status: number, ms: number, route: string, ip: string) => {
     observe(req.method!, route, status, ms);
     access?.(nextReqId(), req.method!, req.url!, status, ms, route, ip);
@@ -151,6 +133,59 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   for (const m of MODULES) if (m.mount) await m.mount(app, ctx);
 
   return app;
+}
+
+/**
+ * `menhu_http_requests_total` {method, route, status} and `menhu_http_request_duration_seconds`
+ * {method, route}, kept as plain numbers per route and turned into prom-client's values only when
+ * /metrics is read: prom-client's labelled children hash their labels on every call, ~1 µs per
+ * request, where this costs a map look-up and a few additions.
+ */
+class RouteMetrics {
+  private readonly routes = new Map<string, { method: string; route: string; status: Map<number, number>; buckets: Float64Array; sum: number; count: number }>();
+  constructor(private readonly bounds: number[]) {}
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const k = method + ' ' + route;
+    let r = this.routes.get(k);
+    if (!r) this.routes.set(k, (r = { method, route, status: new Map(), buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 }));
+    r.status.set(status, (r.status.get(status) ?? 0) + 1);
+    let i = 0;
+    while (i < this.bounds.length && seconds > this.bounds[i]) i++;
+    r.buckets[i]++;
+    r.sum += seconds;
+    r.count++;
+  }
+
+  register(registry: Registry): void {
+    const requests = { name: 'menhu_http_requests_total', help: 'HTTP requests', type: 'counter' as const };
+    const duration = { name: 'menhu_http_request_duration_seconds', help: 'HTTP request duration', type: 'histogram' as const };
+    const metric = (m: { name: string; help: string; type: string }, values: () => unknown[]) => ({
+      ...m,
+      get: async () => ({ ...m, aggregator: 'sum', values: values() }),
+      reset: () => this.routes.clear(),
+    });
+    registry.registerMetric(
+      metric(requests, () =>
+        [...this.routes.values()].flatMap((r) => [...r.status].map(([status, n]) => ({ labels: { method: r.method, route: r.route, status: String(status) }, value: n }))),
+      ) as unknown as Parameters<Registry['registerMetric']>[0],
+    );
+    registry.registerMetric(
+      metric(duration, () =>
+        [...this.routes.values()].flatMap((r) => {
+          const labels = { method: r.method, route: r.route };
+          let acc = 0;
+          const buckets = this.bounds.map((le, i) => ({ labels: { le, ...labels }, value: (acc += r.buckets[i]), metricName: `${duration.name}_bucket` }));
+          return [
+            ...buckets,
+            { labels: { le: '+Inf', ...labels }, value: r.count, metricName: `${duration.name}_bucket` },
+            { labels, value: r.sum, metricName: `${duration.name}_sum` },
+            { labels, value: r.count, metricName: `${duration.name}_count` },
+          ];
+        }),
+      ) as unknown as Parameters<Registry['registerMetric']>[0],
+    );
+  }
 }
 
 type AccessLog = ((id: string, method: string, url: string, status: number, ms: number, route: string, ip: string) => void) & { flush(done: () => void): void };

@@ -37,6 +37,16 @@ describe('operations endpoints', () => {
     assert.match(r.text, /menhu_http_requests_total\{method="GET",route="\/rest\/v1\/me",status="200"\} 1/);
     assert.match(r.text, /menhu_http_requests_total\{method="GET",route="\/rest\/v1\/me",status="401"\} 1/);
     assert.match(r.text, /# TYPE menhu_http_request_duration_seconds histogram/);
+    // the histogram of /rest/v1/me: cumulative buckets ending in +Inf = count = both requests
+    const me = (suffix: string) =>
+      [...r.text.matchAll(new RegExp(`^menhu_http_request_duration_seconds_${suffix}\\{(?:le="([^"]+)",)?method="GET",route="/rest/v1/me"\\} (\\S+)$`, 'gm'))].map((m) => ({ le: m[1], v: Number(m[2]) }));
+    const buckets = me('bucket');
+    assert.equal(buckets.length, 13);
+    assert.equal(buckets.at(-1)!.le, '+Inf');
+    assert.ok(buckets.every((b, i) => i === 0 || b.v >= buckets[i - 1].v), 'cumulative');
+    assert.equal(buckets.at(-1)!.v, 2);
+    assert.deepEqual(me('count').map((x) => x.v), [2]);
+    assert.ok(me('sum')[0].v > 0 && me('sum')[0].v < 10);
     assert.match(r.text, /menhu_process_cpu_seconds_total/);
   });
 
