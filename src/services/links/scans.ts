@@ -36,12 +36,14 @@ function classifyCached(ua: string | undefined): ReturnType<typeof classifyUa> {
  * addresses); scans repeat addresses (carrier NAT, one visitor scanning twice), so an address's
  * prefix and hash are kept for the day.
  */
-const visitors = new Map<string, { day: string; prefix: string; visitor: string }>();
+const DAY_MS = 86_400_000;
+const visitors = new Map<string, { dayNo: number; prefix: string; visitor: string }>();
 function visitorOf(ip: string, at: number, salt: string): { prefix: string; visitor: string } {
-  const day = new Date(at).toISOString().slice(0, 10);
+  const dayNo = Math.floor(at / DAY_MS);
   let v = visitors.get(ip);
-  if (!v || v.day !== day) {
-    v = { day, prefix: ipPrefix(ip), visitor: createHash('sha256').update(`${ip}|${day}|${salt}`).digest('hex') };
+  if (!v || v.dayNo !== dayNo) {
+    const day = new Date(dayNo * DAY_MS).toISOString().slice(0, 10);
+    v = { dayNo, prefix: ipPrefix(ip), visitor: createHash('sha256').update(`${ip}|${day}|${salt}`).digest('hex') };
     if (visitors.size >= 10_000) visitors.clear();
     visitors.set(ip, v);
   }
