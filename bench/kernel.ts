@@ -9,7 +9,8 @@
  * --pg uses DATABASE_URL (PostgreSQL), --redis uses REDIS_URL for limits and nonces,
  * --bearer authenticates with Authorization: Bearer <key>.<secret> instead of HMAC.
  *
- * The servers run in a child process (this file with --serve), autocannon in this one.
+ * The servers run in a child process (this file with --serve), autocannon in this one. On a 2-core
+ * machine, `BENCH_SERVER_CPUS=1 taskset -c 0 npm run bench -- kernel` keeps them on separate cores.
  */
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -168,8 +169,11 @@ export default async function run(argv: string[]): Promise<void> {
   });
   const o = { duration: Number(v.duration), connections: Number(v.connections), bearer: !!v.bearer };
   ensureBuilt();
+  const nodeArgs = ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
+  // BENCH_SERVER_CPUS pins the servers (taskset execs node in place, which keeps the IPC channel)
+  const pin = process.env.BENCH_SERVER_CPUS;
   const child = fork(fileURLToPath(import.meta.url), ['--serve', JSON.stringify({ pg: v.pg, redis: v.redis, logLevel: v['log-level'] })], {
-    execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])],
+    ...(pin ? { execPath: 'taskset', execArgv: ['-c', pin, process.execPath, ...nodeArgs] } : { execArgv: nodeArgs }),
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   const ready = await new Promise<Ready>((res, rej) => {
