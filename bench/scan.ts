@@ -55,10 +55,10 @@ async function serveMenhu(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'menhu-bench-'));
   const cfg = loadConfig({ ...process.env, MENHU_DATA: dir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' }, { port: 0, jobConcurrency: 0 });
   // stdout is this child's answer channel: logs (the access line of every request at the default
-  // level) go to /dev/null through the same kind of buffered writer `menhu serve` uses on stdout
+  // level) go to /dev/null through the same kind of writer `menhu serve` uses on stdout
   const { pino } = await import('pino');
   const ctx = await createPlatform(cfg, { log: pino({ level: 'warn' }, pino.destination(2)) });
-  const app = await buildServer(ctx, process.env.BENCH_NOLOG ? { logger: false } : { logStream: pino.destination({ dest: '/dev/null', sync: false, minLength: 4096 }) });
+  const app = await buildServer(ctx, process.env.BENCH_NOLOG ? { logger: false } : { logStream: pino.destination({ dest: '/dev/null', sync: true }) });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const a = app.server.address();
   const tenantId = Number((await createTenant(ctx, 'bench')).id);

@@ -195,9 +195,11 @@ type AccessLog = ((id: string, method: string, url: string, status: number, ms: 
  * no headers, bodies or query strings, so they need no redaction; each is built by hand, since it is
  * the one log line every request pays for. Lines are gathered here and handed to the writer in
  * chunks of ~16 KiB, or ACCESS_FLUSH_MS after the first line of a chunk, whichever comes first (and
- * on close and at exit): a write to stdout is a hand-off to libuv's thread pool, which on a busy
- * two-core machine cost more than building the lines (measured: ~12 µs per request with a
- * write per 4 KiB through sonic-boom, which also re-measures its growing buffer on every line).
+ * on close and at exit), each in one synchronous write: an asynchronous write to stdout is a
+ * hand-off to libuv's thread pool, which on a busy two-core machine cost more than building the
+ * lines (measured: ~12 µs per request with a write per 4 KiB through sonic-boom, which also
+ * re-measures its growing buffer on every line). A stdout that stops reading stalls the server, as
+ * it would with pino's default destination for any other line.
  * Tests pass their own stream (and wait up to ACCESS_FLUSH_MS for a line).
  */
 export const ACCESS_FLUSH_MS = 100;
@@ -209,7 +211,9 @@ function accessLog(ctx: Ctx, opts: ServerOptions): AccessLog | null {
   let dest: { write(s: string): unknown; flush?(cb?: (err?: Error) => void): void; flushSync?(): void };
   if (opts.logStream) dest = opts.logStream;
   else {
-    const boom = pino.destination({ dest: 1, sync: false });
+    // synchronous, like pino's own default destination (every other log line): a chunk is one
+    // write(2) on this thread, where an asynchronous one is a hand-off to the thread pool and back
+    const boom = pino.destination({ dest: 1, sync: true });
     process.once('exit', () => {
       try {
         drain();
