@@ -183,9 +183,13 @@ export default async function run(argv: string[]): Promise<void> {
   try {
     console.log(`kernel bench: GET ${PATH}, ${o.bearer ? 'bearer key' : 'HMAC-signed'}, database ${ready.dialect}, limits ${ready.limits}, log level ${v['log-level']}`);
     console.log(`${cpus().length} cpus (${cpus()[0]?.model ?? '?'}), node ${process.version}, ${o.connections} connections, ${o.duration} s per run`);
-    // warm both up (JIT, caches, connection pools)
-    await shoot(ready.bare, ready, { ...o, duration: 2 });
-    await shoot(ready.menhu, ready, { ...o, duration: 2 });
+    // warm both up (JIT tiers, V8's young generation growing, caches, connection pools): a fresh
+    // process needs ~10 s under load to settle (BENCH_WARMUP seconds, default 10)
+    const warm = Number(process.env.BENCH_WARMUP ?? 10);
+    if (warm > 0) {
+      await shoot(ready.bare, ready, { ...o, duration: warm });
+      await shoot(ready.menhu, ready, { ...o, duration: warm });
+    }
     const rows: { round: number; bare: Figures; menhu: Figures }[] = [];
     // alternate short runs, so that load from elsewhere on the machine hits both alike
     for (let round = 1; round <= Number(v.rounds); round++) {
