@@ -166,7 +166,7 @@ export async function main(argv: string[]): Promise<void> {
       help: { type: 'boolean', short: 'h' },
     },
   });
-  if (!cmd || cmd === 'help' || o.help) {
+  if (!cmd || cmd === 'help' || cmd === '--help' || cmd === '-h' || o.help) {
     console.log(USAGE);
     return;
   }

@@ -103,6 +103,14 @@ describe('menhu CLI', () => {
     assert.match(ok(['app', 'block', String(appId), '--unblock']), new RegExp(`app ${appId} unblocked`));
   });
 
+  it('prints its usage for help, --help and -h, with status 0', () => {
+    for (const a of ['help', '--help', '-h']) {
+      const r = menhu([a]);
+      assert.equal(r.code, 0, `${a}: ${r.err}`);
+      assert.match(r.out, /^usage: menhu <command> \[options\]$/m, a);
+    }
+  });
+
   it('tops up quotas', () => {
     assert.deepEqual(JSON.parse(ok(['quota', 'add', '--tenant', String(tenantId), '--service', 'fangtang', '--units', '5'])), { tenant_id: tenantId, service: 'fangtang', remaining: 5 });
     assert.equal(JSON.parse(ok(['quota', 'add', '--tenant', String(tenantId), '--service', 'fangtang', '--units', '-2'])).remaining, 3);
