@@ -106,6 +106,7 @@ async function main(): Promise<void> {
   ensureBuilt();
   console.log(`autocannon: ${connections} connections, ${rounds} rounds of ${seconds} s per server (alternating), Node ${process.version}`);
   const servers = { raw: await start('raw'), fastify: await start('fastify'), menhu: await start('menhu') };
+  const urlOf = (k: Kind) => `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`;
   const res: Record<Kind, { rps: number; cpuUs: number; p99: number; ok: number }[]> = { raw: [], fastify: [], menhu: [] };
   // Warm-up, the same for each server: under load a fresh process needs ~10 s before its figures
   // settle (JIT tiers; V8 grows the young generation, so scavenges get rarer) — menhu's CPU per
@@ -115,7 +116,7 @@ async function main(): Promise<void> {
   if (warm > 0) {
     console.log(`warm-up: ${warm} s per server`);
     for (const k of ['raw', 'fastify', 'menhu'] as const) {
-      const w = await autocannon({ url: `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, duration: warm, connections, headers: { 'user-agent': UA } });
+      const w = await autocannon({ url: urlOf(k), duration: warm, connections, headers: { 'user-agent': UA } });
       if (k === 'menhu') warmOk = w['3xx'];
     }
   }
@@ -123,7 +124,7 @@ async function main(): Promise<void> {
     console.log(`round ${r}`);
     // rotate the order each round so no server always goes first (the machine warms, other load comes and goes)
     const order = (['raw', 'fastify', 'menhu'] as const).map((_, i, a) => a[(i + r - 1) % a.length]);
-    for (const k of order) res[k].push(await load(k, servers[k].child.pid!, `http://127.0.0.1:${servers[k].info.port}${servers[k].info.path}`, seconds, connections));
+    for (const k of order) res[k].push(await load(k, servers[k].child.pid!, urlOf(k), seconds, connections));
   }
   const m = servers.menhu;
   const counted = (await m.ask<{ scans: number }>('count')).scans;

@@ -127,14 +127,16 @@ export class RedisLimits implements Limits {
     }
   }
 
+  /** The Redis key of `key`'s window at time t: windows are aligned to the clock, so every server agrees on them. */
+  private windowKey(key: string, t: number, windowMs: number): string {
+    return `${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`;
+  }
+
   async hit(key: string, limit: number, windowMs: number): Promise<HitResult> {
     try {
-      // Windows are aligned to the clock (every server agrees on them); the key outlives its window a little.
+      // the key outlives its window a little (expiry: two windows)
       const t = this.now();
-      const n = await (this.redis as unknown as { menhuHit(k: string, ttl: number): Promise<number> }).menhuHit(
-        `${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`,
-        windowMs * 2,
-      );
+      const n = await (this.redis as unknown as { menhuHit(k: string, ttl: number): Promise<number> }).menhuHit(this.windowKey(key, t, windowMs), windowMs * 2);
       return { allowed: n <= limit, remaining: Math.max(0, limit - n), resetMs: windowMs - (t % windowMs) };
     } catch (e) {
       this.outage(e);
@@ -145,7 +147,7 @@ export class RedisLimits implements Limits {
   async count(key: string, windowMs: number): Promise<{ n: number; resetMs: number }> {
     try {
       const t = this.now();
-      const v = await this.redis.get(`${this.prefix}rl:${key}:${Math.floor(t / windowMs)}`);
+      const v = await this.redis.get(this.windowKey(key, t, windowMs));
       return { n: Number(v ?? 0), resetMs: windowMs - (t % windowMs) };
     } catch (e) {
       this.outage(e);

@@ -1,6 +1,6 @@
-import { guardPassword } from '../../core/credentials/attempts.js';
 import { createHash } from 'node:crypto';
 import type { Ctx } from '../../core/context.js';
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { hashPassword, randomToken, verifyPassword } from '../../core/crypto.js';
 import { prepared } from '../../core/db/index.js';
 import type { Developer, Session, Tenant } from '../../core/db/schema.js';

@@ -3,9 +3,9 @@
  * sessions of the objects' own users, uploaded files and the call log. No HTTP in here: the BQP
  * dialect parses requests into these calls and words the results.
  */
-import { guardPassword } from '../../core/credentials/attempts.js';
 import { sql, type Kysely } from 'kysely';
 import type { Ctx } from '../../core/context.js';
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { BatchBuffer, insertStatements } from '../../core/db/batching.js';
 import { prepared } from '../../core/db/index.js';
 import { randomToken, sha256hex, verifyPassword } from '../../core/crypto.js';
@@ -73,7 +73,6 @@ export function isAttachmentField(name: string, type: FieldType): boolean {
   if (type === 'text') return /^(att|pic)s$|[a-z](Att|Pic)s$/.test(name);
   return false;
 }
-
 
 /** What the call log records of each call, in column order (an ApiLog object may declare fewer). */
 const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retval', 'req', 'res', 'reqsz', 'ressz', 'ver'] as const;

@@ -5,9 +5,9 @@
  * Codes are stored hashed, live 5 minutes, are single-use and die after 5 wrong guesses; one code
  * per phone per minute. A password change ends the user's other sessions.
  */
-import { guardPassword } from '../../core/credentials/attempts.js';
 import { randomInt } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { guardPassword } from '../../core/credentials/attempts.js';
 import { hashPassword, safeEqual, sha256hex, verifyPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { addObj, timeText } from './crud.js';
