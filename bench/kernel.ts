@@ -5,9 +5,10 @@
  * the same work for each. Goal: menhu >= 0.7 x bare Fastify.
  *
  *   npm run bench -- kernel [--duration 5] [--connections 10] [--rounds 5] [--log-level info]
- *                           [--pg] [--redis] [--bearer]
+ *                           [--pg] [--redis] [--bearer] [--only menhu|bare]
  * --pg uses DATABASE_URL (PostgreSQL), --redis uses REDIS_URL for limits and nonces,
- * --bearer authenticates with Authorization: Bearer <key>.<secret> instead of HMAC.
+ * --bearer authenticates with Authorization: Bearer <key>.<secret> instead of HMAC; --only loads one
+ * target alone (for profiling with BENCH_PROF; no ratio).
  *
  * The servers run in a child process (this file with --serve), autocannon in this one. On a 2-core
  * machine, `BENCH_SERVER_CPUS=1 taskset -c 0 npm run bench -- kernel` keeps them on separate cores.
@@ -99,6 +100,9 @@ interface Figures {
   errors: number;
 }
 
+// BENCH_RATE: a fixed request rate for both (CPU per request compared at equal load), else as fast as they go
+const RATE = Number(process.env.BENCH_RATE ?? 0);
+
 let n = 0; // nonces are unique across all runs (the server remembers them)
 
 function sign(r: Ready): Record<string, string> {
@@ -119,7 +123,7 @@ function shoot(port: number, r: Ready, o: { duration: number; connections: numbe
   };
   return new Promise((resolve, reject) => {
     autocannon(
-      { url: `http://127.0.0.1:${port}`, connections: o.connections, duration: o.duration, requests: [{ method: 'GET', path: PATH, setupRequest }] },
+      { url: `http://127.0.0.1:${port}`, connections: o.connections, duration: o.duration, requests: [{ method: 'GET', path: PATH, setupRequest }], ...(RATE ? { overallRate: RATE } : {}) },
       (err: Error | null, res: autocannon.Result) => {
         if (err) return reject(err);
         resolve({ rps: res.requests.average, cpuUs: 0, p50: res.latency.p50, p99: res.latency.p99, non2xx: res.non2xx, errors: res.errors + res.timeouts });
@@ -165,8 +169,11 @@ export default async function run(argv: string[]): Promise<void> {
       pg: { type: 'boolean', default: false },
       redis: { type: 'boolean', default: false },
       bearer: { type: 'boolean', default: false },
+      // profiling aid: load only this target (no ratio is computed)
+      only: { type: 'string' },
     },
   });
+  if (v.only && v.only !== 'menhu' && v.only !== 'bare') throw new Error('--only takes menhu or bare');
   const o = { duration: Number(v.duration), connections: Number(v.connections), bearer: !!v.bearer };
   ensureBuilt();
   const nodeArgs = ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
@@ -186,6 +193,15 @@ export default async function run(argv: string[]): Promise<void> {
     // warm both up (JIT tiers, V8's young generation growing, caches, connection pools): a fresh
     // process needs ~10 s under load to settle (BENCH_WARMUP seconds, default 10)
     const warm = Number(process.env.BENCH_WARMUP ?? 10);
+    if (v.only) {
+      const port = v.only === 'menhu' ? ready.menhu : ready.bare;
+      if (warm > 0) await shoot(port, ready, { ...o, duration: warm });
+      for (let round = 1; round <= Number(v.rounds); round++) {
+        const f = await measure(child, port, ready, o);
+        console.log(`round ${round}: ${v.only} ${f.rps.toFixed(0)} req/s ${f.cpuUs.toFixed(0)} µs CPU/req p50 ${f.p50} ms p99 ${f.p99} ms`);
+      }
+      return;
+    }
     if (warm > 0) {
       await shoot(ready.bare, ready, { ...o, duration: warm });
       await shoot(ready.menhu, ready, { ...o, duration: warm });

@@ -6,7 +6,8 @@
  * - init runs once per process after the database is migrated (register job kinds, start flushers);
  * - rest adds routes to the native API (inside /rest/v1: shared auth, problem+json, OpenAPI);
  * - mount adds routes at the server root (dialects, public pages);
- * - fast answers the hottest public requests before the framework, when it can (short-link redirects);
+ * - fast answers the hottest public requests before the framework, when it can (short-link redirects;
+ *   the native API's plain reads have their own lane, dialects/rest/lane.ts);
  * - demo seeds demo data on the first `menhu serve --demo`;
  * - close stops what init started.
  */
@@ -22,7 +23,12 @@ export interface DemoSeed {
   adminId: number;
 }
 
-export type FastHandler = (req: IncomingMessage, res: ServerResponse, ip: () => string) => string | null;
+/**
+ * Returns null when it leaves the request to Fastify (having touched nothing), else the pattern of
+ * the route it answered — at once, or when the returned promise settles (it never rejects). `ip` and
+ * `id` give the client address and the request id, made on first use.
+ */
+export type FastHandler = (req: IncomingMessage, res: ServerResponse, ip: () => string, id: () => string) => string | null | Promise<string>;
 
 export interface Module {
   name: string;

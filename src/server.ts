@@ -10,7 +10,9 @@ import { performance } from 'node:perf_hooks';
 import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream } from 'pino';
 import type { Ctx } from './core/context.js';
 import { requestRecorder } from './dialects/requests.js';
-import { REST_PREFIX, restDialect, sendProblem } from './dialects/rest/index.js';
+import { REST_PREFIX, restDialect } from './dialects/rest/index.js';
+import { NativeLane } from './dialects/rest/lane.js';
+import { sendProblem } from './dialects/rest/problem.js';
 import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
 
@@ -42,8 +44,10 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   const logOpts = { level: ctx.config.logLevel, redact: { paths: REDACT, censor: '[redacted]' } };
   let reqSeq = 0;
   const nextReqId = () => `req-${(reqSeq++).toString(36)}`;
-  // Answered before Fastify (see Module.fast); recorded in metrics and the access log like the rest.
-  const fast = MODULES.flatMap((m) => (m.fast ? [m.fast(ctx)] : []));
+  // Answered before Fastify (see Module.fast, and the native API's lane); recorded in metrics and
+  // the access log like the rest. The lane's reads are entered when the REST dialect is mounted.
+  const lane = new NativeLane();
+  const fast = [...MODULES.flatMap((m) => (m.fast ? [m.fast(ctx)] : [])), lane.handler(ctx, () => app.log)];
   // --- metrics and the access log -------------------------------------------------------------
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'menhu_' });
@@ -51,27 +55,33 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   routeMetrics.register(registry);
   const access = accessLog(ctx, opts);
   const observe = (method: string, route: string, status: number, ms: number) => routeMetrics.observe(method, route, status, ms / 1000);
-  const recordFast = (req: IncomingMessage, status: number, ms: number, route: string, ip: string) => {
+  const recordFast = (req: IncomingMessage, status: number, ms: number, route: string, ip: string, id: string) => {
     observe(req.method!, route, status, ms);
-    access?.(nextReqId(), req.method!, req.url!, status, ms, route, ip);
+    access?.(id, req.method!, req.url!, status, ms, route, ip);
   };
   const app = Fastify({
     genReqId: nextReqId,
     serverFactory: (handler, o) => {
       const server = createHttpServer((req, res) => {
-        if (fast.length) {
-          const t0 = performance.now();
-          let addr: string | undefined;
-          const ip = () => (addr ??= clientAddress(req, ctx.config.trustProxy));
-          for (const f of fast) {
-            let route: string | null;
-            try {
-              route = f(req, res, ip);
-            } catch (e) {
-              if (res.headersSent) throw e;
-              route = null; // the framework answers it, with its own error handling
-            }
-            if (route) return recordFast(req, res.statusCode, performance.now() - t0, route, ip());
+        const t0 = performance.now();
+        let addr: string | undefined;
+        let reqId: string | undefined;
+        const ip = () => (addr ??= clientAddress(req, ctx.config.trustProxy));
+        const id = () => (reqId ??= nextReqId());
+        for (const f of fast) {
+          let route: string | null | Promise<string>;
+          try {
+            route = f(req, res, ip, id);
+          } catch (e) {
+            if (res.headersSent) throw e;
+            route = null; // the framework answers it, with its own error handling
+          }
+          if (typeof route === 'string') return recordFast(req, res.statusCode, performance.now() - t0, route, ip(), id());
+          if (route) {
+            return void route.then(
+              (r) => recordFast(req, res.statusCode, performance.now() - t0, r, ip(), id()),
+              (e: unknown) => app.log.error({ err: e, reqId: id() }, 'fast handler failed'),
+            );
           }
         }
         handler(req, res);
@@ -112,6 +122,7 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   });
   if (access) app.addHook('onClose', (_app, done) => access.flush(done));
   app.decorate('metrics', registry);
+  app.decorate('nativeLane', lane);
 
   await app.register(cookie);
   await app.register(formbody, { bodyLimit: ctx.config.bodyLimit });
@@ -129,7 +140,7 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
   });
   app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
-  await app.register(restDialect, { prefix: REST_PREFIX, ctx });
+  await app.register(restDialect, { prefix: REST_PREFIX, ctx, lane });
   for (const m of MODULES) if (m.mount) await m.mount(app, ctx);
 
   return app;
@@ -312,6 +323,7 @@ class LazyChild {
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Registry;
+    nativeLane: NativeLane;
     routeList: { method: string; url: string; hidden: boolean }[];
   }
 }

@@ -47,9 +47,11 @@ describe('report verification page (Chromium)', () => {
     pageUrl = await (await ml('getqrlink', 'MZ-PAGE-1', {})).text();
   });
   after(async () => {
+    // also when before() failed half-way (no browser, no folder): the server must still close,
+    // or the open server keeps the test process alive
     await browser?.close();
-    rmSync(dir, { recursive: true, force: true });
-    await s.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    await s?.close();
   });
 
   async function open(url: string): Promise<{ page: Page; errors: string[] }> {

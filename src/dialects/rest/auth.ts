@@ -53,9 +53,11 @@ export async function resolvePrincipal(ctx: Ctx, req: FastifyRequest): Promise<P
     },
     callInfo(req),
   );
-  if (!app) return null;
-  return { kind: 'app', app, tenantId: app.tenantId, operator: app.tenantId === PLATFORM_TENANT };
+  return app ? appPrincipal(app) : null;
 }
+
+/** The principal of a proved app: operators are the platform tenant's apps. */
+export const appPrincipal = (app: App): Principal => ({ kind: 'app', app, tenantId: app.tenantId, operator: app.tenantId === PLATFORM_TENANT });
 
 export function requirePrincipal(req: FastifyRequest): Principal {
   if (!req.principal) throw new DomainError('NOT_LOGGED_IN', 'authenticate with Authorization: Bearer <key>.<secret>, HMAC request signing, or a session');

@@ -9,11 +9,12 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import { createApp, deleteApp, getApp, listApps, publicApp, rotateSecret, updateApp, SERVICES } from '../../core/credentials/apps.js';
-import { DomainError, HTTP_STATUS } from '../../core/errors.js';
+import { DomainError } from '../../core/errors.js';
 import { addQuota, remainingQuota } from '../../core/limits/quotas.js';
 import { MODULES } from '../../modules/index.js';
 import * as accounts from '../../services/accounts/index.js';
-import { classify, logInternal } from '../http.js';
+import type { NativeLane } from './lane.js';
+import { Nullable, ProblemSchema, sendProblem } from './problem.js';
 import { requireOperator, requirePrincipal, resolvePrincipal, SESSION_COOKIE, tenantScope, type Principal } from './auth.js';
 
 export const REST_PREFIX = '/rest/v1';
@@ -21,18 +22,7 @@ export const REST_PREFIX = '/rest/v1';
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
-const Problem = Type.Object(
-  {
-    type: Type.String(),
-    title: Type.String(),
-    status: Type.Integer(),
-    detail: Type.String(),
-    code: Type.String({ description: 'stable symbolic error code' }),
-    field: Type.Optional(Type.String()),
-    request_id: Type.Optional(Type.String()),
-  },
-  { $id: 'Problem' },
-);
+const Problem = ProblemSchema;
 
 const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 const IdParams = Type.Object({ id: Id });
@@ -43,24 +33,24 @@ const DeveloperOut = Type.Object({
   id: Type.Integer(),
   tenant_id: Type.Integer(),
   username: Type.String(),
-  email: Type.Union([Type.String(), Type.Null()]),
-  telephone: Type.Union([Type.String(), Type.Null()]),
+  email: Nullable(Type.String()),
+  telephone: Nullable(Type.String()),
   role: Type.String(),
 });
 const AppOut = Type.Object({
   id: Type.Integer(),
   tenant_id: Type.Integer(),
-  developer_id: Type.Union([Type.Integer(), Type.Null()]),
-  type_id: Type.Union([Type.Integer(), Type.Null()]),
+  developer_id: Nullable(Type.Integer()),
+  type_id: Nullable(Type.Integer()),
   name: Type.String(),
-  description: Type.Union([Type.String(), Type.Null()]),
+  description: Nullable(Type.String()),
   key: Type.String(),
-  expires_at: Type.Union([Type.Integer(), Type.Null()]),
+  expires_at: Nullable(Type.Integer()),
   blocked: Type.Boolean(),
   ip_allow: Type.Array(Type.String()),
   services: Type.Array(Type.String()),
-  rate_limit: Type.Union([Type.Integer(), Type.Null()]),
-  secret_rotated_until: Type.Union([Type.Integer(), Type.Null()]),
+  rate_limit: Nullable(Type.Integer()),
+  secret_rotated_until: Nullable(Type.Integer()),
   created_at: Type.Integer(),
   updated_at: Type.Integer(),
 });
@@ -118,35 +108,8 @@ const std = errors(400, 401, 403, 404, 409, 429);
 
 // ---------------------------------------------------------------------------------------------
 
-export function problem(status: number, code: string, detail: string, extra: { field?: string; request_id?: string } = {}) {
-  return {
-    type: `https://menhu.dev/problems/${code.toLowerCase().replace(/_/g, '-')}`,
-    title: code.replace(/_/g, ' ').toLowerCase(),
-    status,
-    detail,
-    code,
-    ...extra,
-  };
-}
-
-export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const c = classify(err, req);
-  let body;
-  if (c.kind === 'domain') {
-    body = problem(HTTP_STATUS[c.error.code], c.error.code, c.error.message, c.error.field ? { field: c.error.field } : {});
-    const retry = c.error.details?.retryAfterMs;
-    if (typeof retry === 'number') reply.header('retry-after', Math.max(1, Math.ceil(retry / 1000)));
-    req.log.info({ code: c.error.code, detail: c.error.message }, 'request refused');
-  } else if (c.kind === 'client') {
-    body = problem(c.status, c.code, c.message);
-  } else {
-    body = problem(500, 'INTERNAL', 'internal error; quote the request id when reporting it', { request_id: logInternal(req, c.error) });
-  }
-  return reply.code(body.status).type('application/problem+json').send(body);
-}
-
-export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Promise<void> {
-  const { ctx } = opts;
+export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx; lane: NativeLane }): Promise<void> {
+  const { ctx, lane } = opts;
 
   await app.register(swagger, {
     // components are named by their $id (Problem, AppTypeNode) rather than def-0, def-1
@@ -232,15 +195,14 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
     return reply.code(204).send();
   });
 
-  app.get('/me', { schema: { tags: ['sessions'], summary: 'Who is calling', response: { 200: Type.Object({ kind: Type.String(), tenant_id: Type.Integer(), operator: Type.Boolean(), tenant: TenantOut }, { additionalProperties: true }), ...std } } }, async (req) => {
-    const p = requirePrincipal(req);
+  // plain reads: answered by the fast lane as well when an app calls with its API key (lane.ts)
+  lane.read(app, '/me', { schema: { tags: ['sessions'], summary: 'Who is calling', response: { 200: Type.Object({ kind: Type.String(), tenant_id: Type.Integer(), operator: Type.Boolean(), tenant: TenantOut, app: Type.Optional(AppOut), developer: Type.Optional(DeveloperOut) }), ...std } } }, async (p) => {
     const t = await accounts.getTenant(ctx, p.tenantId);
     return { ...who(p), tenant: toTenant(t!) };
   });
 
   // --- tenants ---------------------------------------------------------------------------------
-  app.get('/tenants', { schema: { tags: ['tenants'], summary: 'List tenants (operators: all; others: their own)', response: { 200: Type.Array(TenantOut), ...std } } }, async (req) => {
-    const p = requirePrincipal(req);
+  lane.read(app, '/tenants', { schema: { tags: ['tenants'], summary: 'List tenants (operators: all; others: their own)', response: { 200: Type.Array(TenantOut), ...std } } }, async (p) => {
     const all = await accounts.listTenants(ctx);
     return all.filter((t) => p.operator || Number(t.id) === p.tenantId).map(toTenant);
   });
@@ -288,8 +250,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx }): Pro
 
   // --- roles ---------------------------------------------------------------------------------
   const RoleOut = Type.Object({ id: Type.Integer(), name: Type.String(), des: Type.String() });
-  app.get('/roles', { schema: { tags: ['developers'], summary: 'Developer roles (admin = operator, normal, blocked, and any added)', response: { 200: Type.Array(RoleOut), ...std } } }, async (req) => {
-    requirePrincipal(req);
+  lane.read(app, '/roles', { schema: { tags: ['developers'], summary: 'Developer roles (admin = operator, normal, blocked, and any added)', response: { 200: Type.Array(RoleOut), ...std } } }, async () => {
     return (await accounts.listRoles(ctx)).map((r) => ({ id: Number(r.id), name: r.name, des: r.des }));
   });
   const RoleIn = Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }), des: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false });
