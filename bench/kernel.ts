@@ -176,7 +176,7 @@ export default async function run(argv: string[]): Promise<void> {
   if (v.only && v.only !== 'menhu' && v.only !== 'bare') throw new Error('--only takes menhu or bare');
   const o = { duration: Number(v.duration), connections: Number(v.connections), bearer: !!v.bearer };
   ensureBuilt();
-  const nodeArgs = ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [])];
+  const nodeArgs = ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), ...(process.env.BENCH_PERF ? ['--perf-basic-prof'] : [])];
   // BENCH_SERVER_CPUS pins the servers (taskset execs node in place, which keeps the IPC channel)
   const pin = process.env.BENCH_SERVER_CPUS;
   const child = fork(fileURLToPath(import.meta.url), ['--serve', JSON.stringify({ pg: v.pg, redis: v.redis, logLevel: v['log-level'] })], {

@@ -19,7 +19,9 @@ export interface Child<T> {
  * machine no longer mixes the two on one core at random.
  */
 export async function startChild<T>(script: string, args: string[], env: Record<string, string> = {}): Promise<Child<T>> {
-  const argv = [process.execPath, '--import', 'tsx', script, ...args];
+  // BENCH_PROF=<dir>: a V8 CPU profile of each child that exits by itself (written at exit)
+  const prof = process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : [];
+  const argv = [process.execPath, ...prof, '--import', 'tsx', script, ...args];
   const pin = process.env.BENCH_SERVER_CPUS;
   const child = spawn(pin ? 'taskset' : argv[0], pin ? ['-c', pin, ...argv] : argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
