@@ -48,18 +48,48 @@ describe('in-process limits', () => {
     }
   });
 
-  it('remembers nonces for their ttl', async () => {
+  it('remembers nonces for at least their ttl and at most 1.5 × ttl', async () => {
     let t = 0;
     const l = new MemoryLimits(() => t);
     try {
+      // one nonce used at the start of a generation, one just before the next starts
       assert.equal(await l.firstUse('n1', 600_000), true);
       assert.equal(await l.firstUse('n1', 600_000), false);
-      t += 599_999;
+      t = 299_999;
+      assert.equal(await l.firstUse('n2', 600_000), true);
+      t = 599_999;
       l.sweep();
       assert.equal(await l.firstUse('n1', 600_000), false);
-      t += 1;
+      t = 899_998;
+      assert.equal(await l.firstUse('n2', 600_000), false, 'n2 is still within its ttl');
+      t = 900_000;
+      assert.equal(await l.firstUse('n1', 600_000), true, 'n1 is forgotten by 1.5 × ttl');
+      assert.equal(await l.firstUse('n2', 600_000), true, 'n2 too (its ttl ended at 899,999)');
+    } finally {
+      await l.close();
+    }
+  });
+
+  it('keeps memory bounded under a steady stream of nonces, without per-nonce sweeping', async () => {
+    let t = 0;
+    const l = new MemoryLimits(() => t);
+    try {
+      // 100 nonces per simulated second for 10 ttl-lengths (ttl 60 s): at most 1.5 × ttl of them stay
+      let most = 0;
+      for (let s = 0; s < 600; s++) {
+        for (let i = 0; i < 100; i++) assert.equal(await l.firstUse(`a:${s}:${i}`, 60_000), true);
+        t += 1000;
+        if (s % 10 === 0) l.sweep();
+        most = Math.max(most, l.nonceCount);
+        // a nonce from within the last ttl is always refused
+        if (s >= 59) assert.equal(await l.firstUse(`a:${s - 59}:7`, 60_000), false);
+      }
+      assert.ok(most <= 90 * 100 + 100, `at most ~1.5 × ttl of nonces remembered (${most})`);
+      assert.ok(most >= 60 * 100, `at least ttl of nonces remembered (${most})`);
+      // after a long quiet spell everything is forgotten at once
+      t += 3_600_000;
       l.sweep();
-      assert.equal(await l.firstUse('n1', 600_000), true);
+      assert.equal(l.nonceCount, 0);
     } finally {
       await l.close();
     }
