@@ -59,8 +59,11 @@ export async function resolvePrincipal(ctx: Ctx, req: FastifyRequest): Promise<P
 /** The principal of a proved app: operators are the platform tenant's apps. */
 export const appPrincipal = (app: App): Principal => ({ kind: 'app', app, tenantId: app.tenantId, operator: app.tenantId === PLATFORM_TENANT });
 
+/** The refusal of a call that brought no credentials. */
+export const notLoggedIn = () => new DomainError('NOT_LOGGED_IN', 'authenticate with Authorization: Bearer <key>.<secret>, HMAC request signing, or a session');
+
 export function requirePrincipal(req: FastifyRequest): Principal {
-  if (!req.principal) throw new DomainError('NOT_LOGGED_IN', 'authenticate with Authorization: Bearer <key>.<secret>, HMAC request signing, or a session');
+  if (!req.principal) throw notLoggedIn();
   return req.principal;
 }
 

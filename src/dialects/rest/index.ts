@@ -5,7 +5,7 @@
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import { createApp, deleteApp, getApp, listApps, publicApp, rotateSecret, updateApp, SERVICES } from '../../core/credentials/apps.js';
@@ -14,7 +14,7 @@ import { addQuota, remainingQuota } from '../../core/limits/quotas.js';
 import { MODULES } from '../../modules/index.js';
 import * as accounts from '../../services/accounts/index.js';
 import type { NativeLane } from './lane.js';
-import { Nullable, ProblemSchema, sendProblem } from './problem.js';
+import { ProblemSchema, sendProblem } from './problem.js';
 import { requireOperator, requirePrincipal, resolvePrincipal, SESSION_COOKIE, tenantScope, type Principal } from './auth.js';
 
 export const REST_PREFIX = '/rest/v1';
@@ -22,7 +22,12 @@ export const REST_PREFIX = '/rest/v1';
 // ---------------------------------------------------------------------------------------------
 // Schemas
 
-const Problem = ProblemSchema;
+/**
+ * `T | null` for response schemas, as a JSON Schema type list (`"type": ["integer", "null"]`, OpenAPI
+ * 3.1): the response serializer writes it with a typeof check, where an anyOf (Type.Union) makes it
+ * run a validator per branch on every value.
+ */
+const Nullable = <T extends TSchema & { type: string }>(t: T) => Type.Unsafe<Static<T> | null>({ ...t, type: [t.type, 'null'] });
 
 const Id = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 const IdParams = Type.Object({ id: Id });
@@ -103,7 +108,7 @@ const Credentials = Type.Object({ username: Type.String({ minLength: 1, maxLengt
 const toTenant = (t: { id: number; name: string; created_at: number }) => ({ id: Number(t.id), name: t.name, created_at: Number(t.created_at) });
 const toDev = (d: accounts.DeveloperView) => ({ id: d.id, tenant_id: d.tenantId, username: d.username, email: d.email, telephone: d.telephone, role: d.role });
 
-const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Type.Ref(Problem)]));
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Type.Ref(ProblemSchema)]));
 const std = errors(400, 401, 403, 404, 409, 429);
 
 // ---------------------------------------------------------------------------------------------
@@ -129,7 +134,7 @@ export async function restDialect(app: FastifyInstance, opts: { ctx: Ctx; lane: 
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   const DOCS_PREFIX = `${REST_PREFIX}/docs`;
-  app.addSchema(Problem);
+  app.addSchema(ProblemSchema);
   app.addSchema(AppTypeNode);
 
   // Keep the raw body: HMAC signs the bytes as sent.

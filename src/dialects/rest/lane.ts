@@ -21,11 +21,11 @@ import fastJson from 'fast-json-stringify';
 import type { FastifyBaseLogger, FastifyInstance, RouteShorthandOptions } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import { verifyNative, type CallInfo } from '../../core/credentials/verify.js';
-import { DomainError } from '../../core/errors.js';
 import type { FastHandler } from '../../module.js';
 import { recorder } from '../../services/usage/index.js';
-import { appPrincipal, requirePrincipal, type Principal } from './auth.js';
+import { appPrincipal, notLoggedIn, requirePrincipal, type Principal } from './auth.js';
 import { classify } from '../http.js';
+import { apiEvent } from '../requests.js';
 import { problemOf, ProblemSchema } from './problem.js';
 
 export type ReadHandler = (p: Principal) => Promise<unknown> | unknown;
@@ -76,7 +76,7 @@ export class NativeLane {
       let retryAfter: number | undefined;
       try {
         const app = await verifyNative(ctx, { method: 'GET', path, query, body: EMPTY, headers: req.headers }, call);
-        if (!app) throw new DomainError('NOT_LOGGED_IN', 'authenticate with Authorization: Bearer <key>.<secret>, HMAC request signing, or a session');
+        if (!app) throw notLoggedIn();
         principal = appPrincipal(app);
         body = read.serialize(await read.handler(principal));
       } catch (err) {
@@ -92,20 +92,7 @@ export class NativeLane {
       res.writeHead(status, headers);
       res.end(body);
       this.answered++;
-      const app = call.app;
-      const elapsed = performance.now() - t0;
-      rec.push({
-        at: Math.round(ctx.clock.now() - elapsed),
-        tenantId: app ? app.tenantId : principal ? principal.tenantId : null,
-        appId: app ? app.id : null,
-        service: 'native',
-        method: 'GET',
-        route: read.route,
-        status,
-        durationUs: Math.round(elapsed * 1000),
-        ip,
-        code,
-      });
+      rec.push(apiEvent(ctx.clock.now(), { service: 'native', method: 'GET', route: read.route, status, elapsedMs: performance.now() - t0, ip, code, app: call.app, principal }));
       return read.route;
     };
     return (req, res, ip, id) => {

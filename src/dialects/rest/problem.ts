@@ -1,5 +1,5 @@
 /** RFC 9457 problem+json for the native API: one wording for the Fastify routes and the fast lane. */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type } from '@sinclair/typebox';
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import { HTTP_STATUS } from '../../core/errors.js';
 import { classify, type Classified } from '../http.js';
@@ -18,13 +18,6 @@ export const ProblemSchema = Type.Object(
 );
 
 export type Problem = ReturnType<typeof problem>;
-
-/**
- * `T | null` for response schemas, as a JSON Schema type list (`"type": ["integer", "null"]`, OpenAPI
- * 3.1): the response serializer writes it with a typeof check, where an anyOf (Type.Union) makes it
- * run a validator per branch on every value.
- */
-export const Nullable = <T extends TSchema & { type: string }>(t: T) => Type.Unsafe<Static<T> | null>({ ...t, type: [t.type, 'null'] });
 
 export function problem(status: number, code: string, detail: string, extra: { field?: string; request_id?: string } = {}) {
   return {
