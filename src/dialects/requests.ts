@@ -10,12 +10,11 @@
  */
 import type { FastifyReply, FastifyRequest, onResponseHookHandler } from 'fastify';
 import type { Ctx } from '../core/context.js';
-import type { App } from '../core/credentials/apps.js';
-import { recorder, type RequestEvent } from '../services/usage/index.js';
+import { recorder } from '../services/usage/index.js';
+import { apiEvent } from './events.js';
 import { CLI_PATH } from './cli/index.js';
 import { FANGTANG_PREFIX } from './fangtang/index.js';
 import { OPS as MININGLAMP_OPS } from './mininglamp/index.js';
-import type { Principal } from './rest/auth.js';
 import { REST_PREFIX } from './rest/index.js';
 
 /** Path prefixes of the Ulord dialect (mounted under /v1). */
@@ -34,31 +33,6 @@ export function surfaceOf(path: string, bqpPrefix: string): string | null {
   const bqp = bqpPrefix.replace(/\/+$/, '');
   if (BQP_PATTERNS.has(path.slice(bqp.length)) && path.startsWith(bqp)) return 'bqp';
   return bqp && under(bqp) && !path.includes('/:') ? 'bqp' : null;
-}
-
-/**
- * The request log's event for an answered request (the hook below, and the native API's lane): the
- * app is the one the credential path proved, else the native principal's; the tenant is the app's,
- * else the principal's.
- */
-export function apiEvent(
-  now: number,
-  r: { service: string; method: string; route: string; status: number; elapsedMs: number; ip: string; code: string | null; app: App | undefined; principal: Principal | undefined },
-): RequestEvent {
-  const p = r.principal;
-  const app = r.app ?? (p?.kind === 'app' ? p.app : undefined);
-  return {
-    at: Math.round(now - r.elapsedMs),
-    tenantId: app ? app.tenantId : p ? p.tenantId : null,
-    appId: app ? app.id : null,
-    service: r.service,
-    method: r.method,
-    route: r.route,
-    status: r.status,
-    durationUs: Math.round(r.elapsedMs * 1000),
-    ip: r.ip,
-    code: r.code,
-  };
 }
 
 /** The onResponse hook that records requests (server.ts adds it with one line). */

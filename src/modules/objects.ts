@@ -1,7 +1,7 @@
 /** Declared objects + the BQP dialect (issue 7); native REST under /rest/v1/objects. */
 import type { Ctx } from '../core/context.js';
 import { hashPassword } from '../core/crypto.js';
-import { bqpDialect } from '../dialects/bqp/index.js';
+import { BqpLane, bqpDialect } from '../dialects/bqp/index.js';
 import { objectsRest } from '../dialects/rest/objects.js';
 import type { Module } from '../module.js';
 import { ObjectsService } from '../services/objects/index.js';
@@ -10,6 +10,11 @@ import { loadSchemaFile } from '../services/objects/schema.js';
 import { timeText } from '../services/objects/crud.js';
 
 const services = new WeakMap<Ctx, ObjectsService>();
+/** Each platform's BQP lane (entered when the dialect is mounted; see Module.fast). */
+const lanes = new WeakMap<Ctx, BqpLane>();
+
+/** The BQP dialect's lane of a platform (tests read how many requests it answered). */
+export const bqpLaneOf = (ctx: Ctx): BqpLane | undefined => lanes.get(ctx);
 
 /** The objects service of a platform (created by the module's init). */
 export function objectsOf(ctx: Ctx): ObjectsService {
@@ -28,9 +33,15 @@ export const objectsModule: Module = {
     services.set(ctx, svc);
   },
   rest: (app, ctx) => objectsRest(app, objectsOf(ctx)),
+  fast(ctx) {
+    const lane = new BqpLane();
+    lanes.set(ctx, lane);
+    return (req, res, ip, id) => (lane.handler ? lane.handler(req, res, ip, id) : null);
+  },
   async mount(app, ctx) {
     const svc = objectsOf(ctx);
-    await app.register(async (sub) => bqpDialect(sub, { ctx, svc }), { prefix: ctx.config.bqpPrefix.replace(/\/+$/, '') });
+    const lane = lanes.get(ctx) ?? new BqpLane();
+    await app.register(async (sub) => bqpDialect(sub, { ctx, svc, lane }), { prefix: ctx.config.bqpPrefix.replace(/\/+$/, '') });
   },
   async demo(ctx) {
     const svc = objectsOf(ctx);

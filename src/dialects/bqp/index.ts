@@ -7,10 +7,13 @@
 import multipart from '@fastify/multipart';
 import { parse as parseForm } from 'fast-querystring';
 import iconv from 'iconv-lite';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Ctx } from '../../core/context.js';
 import type { App } from '../../core/credentials/apps.js';
-import { verifyBasic, verifyBqpSign } from '../../core/credentials/verify.js';
+import { verifyBasic, verifyBqpSign, type CallInfo } from '../../core/credentials/verify.js';
+import type { FastHandler } from '../../module.js';
+import { recorder } from '../../services/usage/index.js';
 import { DomainError, isDomainError } from '../../core/errors.js';
 import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
 import { andAll, condTree } from '../../services/objects/query.js';
@@ -18,7 +21,8 @@ import { parseTable } from '../../services/objects/crud.js';
 import { contentDisposition, findFile, upload, type UploadPart } from '../../services/objects/files.js';
 import { chpwd, genCode, loginByCode, register } from '../../services/objects/users.js';
 import { callInfo, clientIp, header, isBackendDown } from '../http.js';
-import { E, envelopeText, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
+import { apiEvent } from '../events.js';
+import { E, envelopeText, EXPORT_FMTS, MESSAGES, nestForm, parseQueryString, sendExport, shapeQuery, WIRE, type Envelope, type PObj, type PVal } from './wire.js';
 
 class BqpFail extends Error {
   constructor(
@@ -61,7 +65,10 @@ function str(v: PVal | undefined): string | undefined {
 
 const glob = (pat: string, s: string): boolean => new RegExp('^' + pat.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$').test(s);
 
-function failOf(err: unknown, req: FastifyRequest | null): BqpFail {
+/** Where an unexpected failure is logged: the request's logger and id (null inside nothing). */
+type Where = { readonly log: FastifyBaseLogger; readonly id: string } | null;
+
+function failOf(err: unknown, req: Where): BqpFail {
   if (err instanceof BqpFail) return err;
   if (isDomainError(err)) {
     const code = WIRE[err.code] ?? E.SERVER;
@@ -80,17 +87,35 @@ function failOf(err: unknown, req: FastifyRequest | null): BqpFail {
 
 const E_CODES: Record<number, string> = { [E.ABORT]: 'ABORTED', [E.AUTHFAIL]: 'SECRET_INVALID', [E.PARAM]: 'VALIDATION', [E.NOAUTH]: 'NOT_LOGGED_IN', [E.DB]: 'DB_ERROR', [E.SERVER]: 'INTERNAL', [E.FORBIDDEN]: 'FORBIDDEN' };
 
-/** Notes on the request the symbolic code of a failed call, for the request log. */
-function noteFail(req: FastifyRequest, err: unknown, f: BqpFail): void {
-  req.errorCode = isDomainError(err) ? err.code : (E_CODES[f.code] ?? 'INTERNAL');
+/** The symbolic code of a failed call, for the request log. */
+const errorCodeOf = (err: unknown, f: BqpFail): string => (isDomainError(err) ? err.code : (E_CODES[f.code] ?? 'INTERNAL'));
+
+/** What authenticating a call reads of its request. */
+interface Asker {
+  cookie(name: string): string | undefined;
+  authorization: string | undefined;
+  info(): CallInfo;
 }
+const askerOf = (req: FastifyRequest): Asker => ({ cookie: (n) => req.cookies?.[n], authorization: header(req, 'authorization'), info: () => callInfo(req) });
+
+/** The query string of a request URL as BQP parameters (up to a second `?`, like the route always read it). */
+const urlParams = (url: string): PObj => parseQueryString(url.split('?')[1] ?? '');
+const envelopeOf = (q: PObj): Envelope => ({ raw: str(q._raw), retfn: str(q.retfn), jsonp: str(q._jsonp) });
 
 export interface BqpOptions {
   ctx: Ctx;
   svc: ObjectsService;
+  /** Where the dialect enters its raw handler for plain reads (run before Fastify; see Module.fast). */
+  lane: BqpLane;
 }
 
-export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions): Promise<void> {
+/** The dialect's lane: its handler once mounted, and how many requests it answered (tests check it). */
+export class BqpLane {
+  handler: FastHandler | null = null;
+  answered = 0;
+}
+
+export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOptions): Promise<void> {
   const prefix = ctx.config.bqpPrefix.replace(/\/+$/, '');
 
   await app.register(multipart, { limits: { fileSize: Math.min(ctx.config.uploadLimit, 20 * 1024 * 1024), files: 20, fields: 200, parts: 220 } });
@@ -137,14 +162,11 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
   // Fastify-level failures (too large, bad multipart) are still BQP answers
   app.setErrorHandler((err, req, reply) => {
     const f = failOf(err, req);
-    noteFail(req, err, f);
+    req.errorCode = errorCodeOf(err, f);
     return sendEnvelope(reply, envOf(req), f.code, f.userMessage, f.internal);
   });
 
-  const envOf = (req: FastifyRequest): Envelope => {
-    const q = (req as { bqpUrl?: PObj }).bqpUrl ?? parseQueryString(req.url.split('?')[1] ?? '');
-    return { raw: str(q._raw), retfn: str(q.retfn), jsonp: str(q._jsonp) };
-  };
+  const envOf = (req: FastifyRequest): Envelope => envelopeOf((req as { bqpUrl?: PObj }).bqpUrl ?? urlParams(req.url));
 
   function sendEnvelope(reply: FastifyReply, env: Envelope, code: number, data: unknown, internal: unknown = null): FastifyReply {
     const text = envelopeText(env, code, data, internal);
@@ -159,12 +181,12 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
 
   // --- auth ------------------------------------------------------------------------------------
 
-  async function who(req: FastifyRequest, call: Call): Promise<Who> {
+  async function who(req: Asker, call: Call): Promise<Who> {
     const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
     const rawApp = param('_app') ?? 'user';
     const t = rawApp.replace(/(-.*|\d+)$/, '');
     const appType: AppType = t === 'emp' ? 'emp' : t === 'admin' ? 'admin' : 'user';
-    const token = req.cookies?.[`${appType}id`];
+    const token = req.cookie(`${appType}id`);
     const session = await svc.session(appType, token);
     let ext: Who['ext'] = null;
     if (!session) {
@@ -172,10 +194,10 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       let used: App | null = null;
       let def = null;
       if (sign !== undefined) {
-        used = await verifyBqpSign(ctx, { timestamp: param('timestamp'), sign, partnerId: param('partnerId') }, callInfo(req));
+        used = await verifyBqpSign(ctx, { timestamp: param('timestamp'), sign, partnerId: param('partnerId') }, req.info());
         def = svc.schema.auth.sign;
-      } else if (header(req, 'authorization')) {
-        used = await verifyBasic(ctx, header(req, 'authorization'), callInfo(req)).catch((e) => {
+      } else if (req.authorization) {
+        used = await verifyBasic(ctx, req.authorization, req.info()).catch((e) => {
           if (isDomainError(e) && ['KEY_UNKNOWN', 'SECRET_INVALID', 'APP_BLOCKED', 'APP_EXPIRED', 'IP_FORBIDDEN'].includes(e.code)) return null;
           throw e;
         });
@@ -211,7 +233,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     return { param, body, cond, gcond, subRes };
   }
 
-  async function dispatch(req: FastifyRequest, reply: FastifyReply | null, call: Call, w: Who, inBatch: null | { exec: import('../../services/objects/crud.js').Exec | null }): Promise<{ data: unknown; sent?: boolean; setCookie?: string; clearCookie?: boolean; userId?: number | null }> {
+  async function dispatch(req: FastifyRequest | null, reply: FastifyReply | null, call: Call, w: Who, inBatch: null | { exec: import('../../services/objects/crud.js').Exec | null }): Promise<{ data: unknown; sent?: boolean; setCookie?: string; clearCookie?: boolean; userId?: number | null }> {
     const ac = call.ac;
     const { caller, session } = callerFor(w, ac);
     const param = (n: string) => str(call.url[n]) ?? str(call.body[n]);
@@ -267,11 +289,12 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       }
       case 'att':
       case 'pic':
-        if (!reply || inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot be used in batch`);
+        if (!req || !reply || inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], `${ac} cannot be used in batch`);
         if (ac === 'att') await sendAtt(req, reply, param);
         else sendPic(reply, param);
         return { data: null, sent: true };
       case 'batch':
+        if (!req) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'batch needs a request body');
         if (inBatch) throw new BqpFail(E.PARAM, MESSAGES[E.PARAM], 'batch cannot be nested');
         return { data: await runBatch(req, call, w) };
       default:
@@ -279,18 +302,18 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
     }
   }
 
-  function batchRows(req: FastifyRequest, call: Call, param: (n: string) => string | undefined): Record<string, unknown>[] {
+  function batchRows(req: FastifyRequest | null, call: Call, param: (n: string) => string | undefined): Record<string, unknown>[] {
     if (isObj(call.rawBody) && Array.isArray(call.rawBody.list)) return (call.rawBody.list as unknown[]).filter(isObj);
     if (Array.isArray(call.body.list)) return (call.body.list as unknown[]).filter(isObj) as Record<string, unknown>[];
     // a csv/txt file (multipart) or a text body; UTF-8 or, when not valid UTF-8, GBK (Excel's csv)
-    const file = (req as { bqpFiles?: { data: Buffer }[] }).bqpFiles?.[0]?.data;
+    const file = (req as { bqpFiles?: { data: Buffer }[] } | null)?.bqpFiles?.[0]?.data;
     const bytes = file ?? (Buffer.isBuffer(call.rawBody) ? call.rawBody : null);
     const text = typeof call.rawBody === 'string' && !file ? call.rawBody : bytes ? decodeText(bytes, file ? null : call.charset) : null;
     if (text === null) throw new DomainError('VALIDATION', 'batchAdd needs a table (text) or {list:[…]}');
     return parseTable(text, param('title'));
   }
 
-  async function uploadParts(req: FastifyRequest, call: Call, param: (n: string) => string | undefined): Promise<UploadPart[]> {
+  async function uploadParts(req: FastifyRequest | null, call: Call, param: (n: string) => string | undefined): Promise<UploadPart[]> {
     const fmt = param('fmt');
     if (fmt === 'raw' || fmt === 'raw_b64') {
       const name = param('f');
@@ -300,7 +323,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       if (fmt === 'raw_b64') data = Buffer.from(data.toString('latin1').replace(/^data:[^,]*,/, ''), 'base64');
       return [{ name: name.split(/[\\/]/).pop()!, data }];
     }
-    const parts = (req as { bqpFiles?: { field: string; name: string; data: Buffer }[] }).bqpFiles ?? [];
+    const parts = (req as { bqpFiles?: { field: string; name: string; data: Buffer }[] } | null)?.bqpFiles ?? [];
     const only = param('f')?.split(',');
     return parts.filter((p) => !only || only.includes(p.field)).map((p) => ({ name: p.name, data: p.data }));
   }
@@ -408,9 +431,9 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
   async function handle(req: FastifyRequest, reply: FastifyReply, pathCall: string | null, rest: string[]): Promise<FastifyReply> {
     if (req.method === 'OPTIONS') return reply.code(200).send('');
     const started = Date.now();
-    const url = parseQueryString(req.url.split('?')[1] ?? '');
+    const url = urlParams(req.url);
     (req as { bqpUrl?: PObj }).bqpUrl = url;
-    const env: Envelope = { raw: str(url._raw), retfn: str(url.retfn), jsonp: str(url._jsonp) };
+    const env = envelopeOf(url);
     let ac = '';
     let logUser: number | null = null;
     let retCode = 0;
@@ -465,7 +488,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       if (ac.length > 100) throw new BqpFail(E.PARAM, '接口不支持', 'Bad request - ac too long');
 
       const call: Call = { ac, url: callUrl, body, rawBody, method: req.method, charset: charsetOf(req) };
-      const w = await who(req, call);
+      const w = await who(askerOf(req), call);
       logUser = w.session?.uid ?? null;
       const r = await dispatch(req, reply, call, w, null);
       if (r.userId !== undefined) logUser = r.userId;
@@ -476,31 +499,92 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc }: BqpOptions)
       return sendEnvelope(reply, env, 0, r.data);
     } catch (e) {
       const f = failOf(e, req);
-      noteFail(req, e, f);
+      req.errorCode = errorCodeOf(e, f);
       retCode = f.code;
       return sendEnvelope(reply, env, f.code, f.userMessage, f.internal);
     } finally {
       if (ac !== 'att' && ac !== 'pic') {
-        const text = (reply as { bqpText?: string }).bqpText ?? '';
-        svc.logCall({
-          tm: ctx.clock.now(),
-          addr: clientIp(req),
-          ua: header(req, 'user-agent'),
-          app: str(url._app) ?? 'user',
-          ac: ac || '(none)',
-          userId: logUser,
-          t: Date.now() - started,
-          retval: (reply as { bqpRet?: number }).bqpRet ?? retCode,
-          req: redact(url, req.body),
-          // session tokens (login, reg, chpwd) and debug codes are not kept in the call log
-          res: ac === 'login' || ac === 'reg' || ac === 'chpwd' || ac === 'genCode' ? text.replace(/"(_token|code)":"[^"]*"/g, '"$1":"***"') : text,
-          reqsz: Number(header(req, 'content-length') ?? 0) + req.url.length,
-          ressz: Buffer.byteLength(text),
-          ver: str(url._ver),
-        });
+        logCall({ ip: clientIp(req), headers: req.headers, url: req.url, params: url, body: req.body }, ac, started, logUser, (reply as { bqpRet?: number }).bqpRet ?? retCode, (reply as { bqpText?: string }).bqpText ?? '');
       }
     }
   }
+
+  /** One call into the ApiLog object (the protocol logs every call; att and pic are not calls). */
+  function logCall(x: { ip: string; headers: IncomingHttpHeaders; url: string; params: PObj; body: unknown }, ac: string, started: number, userId: number | null, retval: number, text: string): void {
+    const h = (n: string) => {
+      const v = x.headers[n];
+      return Array.isArray(v) ? v[0] : v;
+    };
+    svc.logCall({
+      tm: ctx.clock.now(),
+      addr: x.ip,
+      ua: h('user-agent'),
+      app: str(x.params._app) ?? 'user',
+      ac: ac || '(none)',
+      userId,
+      t: Date.now() - started,
+      retval,
+      req: redact(x.params, x.body),
+      // session tokens (login, reg, chpwd) and debug codes are not kept in the call log
+      res: ac === 'login' || ac === 'reg' || ac === 'chpwd' || ac === 'genCode' ? text.replace(/"(_token|code)":"[^"]*"/g, '"$1":"***"') : text,
+      reqsz: Number(h('content-length') ?? 0) + x.url.length,
+      ressz: Buffer.byteLength(text),
+      ver: str(x.params._ver),
+    });
+  }
+
+  // --- the lane: plain reads answered before Fastify ---------------------------------------------
+
+  const callRoute = `${prefix}/:call`;
+  const lanePrefix = `${prefix}/`;
+  const rec = recorder(ctx);
+  /**
+   * `GET {prefix}/Obj.query|get?…` with nothing but a session cookie (or no credentials: a guest),
+   * no body and no Origin: answered on node:http with the same bytes, call log and request log as the
+   * route below (test/bqp/lane.test.ts compares the two). Anything else is left to Fastify.
+   */
+  const answer = async (req: IncomingMessage, res: ServerResponse, url: string, ac: string, params: PObj, ip: string, id: () => string): Promise<string> => {
+    const started = Date.now();
+    const t0 = performance.now();
+    const cookies = req.headers.cookie === undefined ? null : (app.parseCookie(req.headers.cookie) as Record<string, string | undefined>);
+    const asker: Asker = { cookie: (n) => cookies?.[n], authorization: undefined, info: () => ({ ip }) };
+    const where = { get log() { return app.log.child({ reqId: id() }); }, get id() { return id(); } };
+    let code = 0;
+    let text: string;
+    let logUser: number | null = null;
+    let errorCode: string | null = null;
+    try {
+      const call: Call = { ac, url: params, body: {}, rawBody: null, method: 'GET', charset: null };
+      const w = await who(asker, call);
+      logUser = w.session?.uid ?? null;
+      const r = await dispatch(null, null, call, w, null);
+      text = envelopeText(envelopeOf(params), 0, r.data);
+    } catch (e) {
+      const f = failOf(e, where);
+      errorCode = errorCodeOf(e, f);
+      code = f.code;
+      text = envelopeText(envelopeOf(params), f.code, f.userMessage, f.internal);
+    }
+    res.writeHead(200, { 'content-type': str(params.retfn) === 'xml' ? 'application/xml; charset=UTF-8' : 'text/plain; charset=UTF-8', 'cache-control': 'no-cache', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+    lane.answered++;
+    logCall({ ip, headers: req.headers, url, params, body: undefined }, ac, started, logUser, code, text);
+    rec.push(apiEvent(ctx.clock.now(), { service: 'bqp', method: 'GET', route: callRoute, status: 200, elapsedMs: performance.now() - t0, ip, code: errorCode, app: undefined, principal: undefined }));
+    return callRoute;
+  };
+  lane.handler = (req, res, ip, id) => {
+    const url = req.url!;
+    if (req.method !== 'GET' || !url.startsWith(lanePrefix)) return null;
+    const h = req.headers;
+    if (h.origin !== undefined || h.authorization !== undefined || h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0')) return null;
+    const q = url.indexOf('?');
+    const ac = q < 0 ? url.slice(lanePrefix.length) : url.slice(lanePrefix.length, q);
+    if (!/^[A-Z]\w*\.(?:query|get)$/.test(ac)) return null;
+    const params = urlParams(url);
+    // another call named in the parameters, a signature, or a format written as a file: the route
+    if (params._ac !== undefined || params._sign !== undefined || EXPORT_FMTS.has(str(params.fmt) ?? '')) return null;
+    return answer(req, res, url, ac, params, ip(), id);
+  };
 
   const methods = ['GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'OPTIONS'] as const;
   app.route({ method: [...methods], url: '/', handler: (req, reply) => handle(req, reply, null, []) });

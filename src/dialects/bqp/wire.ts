@@ -176,6 +176,9 @@ export function envelopeText(env: Envelope, code: number, data: unknown, interna
 // query formats
 
 
+/** The query formats written as files (sendExport) rather than in the envelope. */
+export const EXPORT_FMTS: ReadonlySet<string> = new Set(['csv', 'txt', 'html', 'excel', 'excelcsv']);
+
 /** Shapes a query result for the JSON formats; returns undefined for the export formats. */
 export function shapeQuery(r: QueryResult, fmt: string): { ok: true; data: unknown } | { ok: false; internal: string; message: string } | undefined {
   const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}), ...(r.stat !== undefined ? { stat: r.stat } : {}) });
@@ -205,7 +208,7 @@ export function shapeQuery(r: QueryResult, fmt: string): { ok: true; data: unkno
     }
     return { ok: true, data: out };
   }
-  if (['csv', 'txt', 'html', 'excel', 'excelcsv'].includes(fmt)) return undefined;
+  if (EXPORT_FMTS.has(fmt)) return undefined;
   return { ok: false, message: '参数不正确', internal: `unknown fmt ${fmt}` };
 }
 

@@ -25,7 +25,7 @@ import type { FastHandler } from '../../module.js';
 import { recorder } from '../../services/usage/index.js';
 import { appPrincipal, notLoggedIn, requirePrincipal, type Principal } from './auth.js';
 import { classify } from '../http.js';
-import { apiEvent } from '../requests.js';
+import { apiEvent } from '../events.js';
 import { problemOf, ProblemSchema } from './problem.js';
 
 export type ReadHandler = (p: Principal) => Promise<unknown> | unknown;

@@ -79,14 +79,31 @@ const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retv
 
 const sessionByHash = prepared<{ id: string }, { data: string; expires_at: number; app: string }>((db, p) => db.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', p.id));
 
+const SESSIONS_TOPIC = 'bqp-sessions';
+const SESSION_CACHE_MS = 1000;
+
 export class ObjectsService {
   /** The call log: one insert (one commit, on the database's batch writer) per 250 ms or 400 calls. */
   private readonly callLog = new BatchBuffer<unknown[]>({ flushMs: 250, flushAt: 400, max: Infinity, store: (batch) => this.storeLog(batch), warm: () => void this.ctx.db.batch([]) });
 
+  /**
+   * Session look-ups by token, kept in process for SESSION_CACHE_MS (unknown tokens too). Logout and
+   * password changes clear it here and, through the bus, on every other server; a lost invalidation
+   * is bounded by SESSION_CACHE_MS. Expiry is checked on every use.
+   */
+  private readonly sessions = new Map<string, { at: number; row: { data: SessionData; expires: number; app: string } | null }>();
+
   constructor(
     readonly ctx: Ctx,
     readonly schema: Schema,
-  ) {}
+  ) {
+    ctx.bus.subscribe(SESSIONS_TOPIC, () => this.sessions.clear(), () => this.sessions.clear());
+  }
+
+  private dropSessions(): void {
+    this.sessions.clear();
+    this.ctx.bus.publish(SESSIONS_TOPIC, '*');
+  }
 
 
   static load(ctx: Ctx): ObjectsService {
@@ -366,17 +383,27 @@ export class ObjectsService {
     // session data is written by openSession with a fixed key order: {"app":…,"uid":N} / {"app":…,"empId":N,…}
     const data = app === 'emp' ? sql`${sql.ref('data')} like ${`{"app":"emp","empId":${id},%`}` : sql`${sql.ref('data')} = ${JSON.stringify({ app, uid: id })}`;
     await sql`delete from ${sql.table('bqp_sessions')} where ${sql.ref('app')} = ${app} and ${data}`.execute(db);
+    this.dropSessions();
   }
 
   async session(app: AppType, token: string | undefined): Promise<SessionData | null> {
     if (!token || token.length > 100) return null;
-    const [r] = await sessionByHash(this.ctx.db.kysely, { id: sha256hex(token) });
-    if (!r || r.app !== app || Number(r.expires_at) <= this.ctx.clock.now()) return null;
-    return JSON.parse(r.data) as SessionData;
+    const now = this.ctx.clock.now();
+    let hit = this.sessions.get(token);
+    if (!hit || now - hit.at >= SESSION_CACHE_MS) {
+      const [r] = await sessionByHash(this.ctx.db.kysely, { id: sha256hex(token) });
+      hit = { at: now, row: r ? { data: Object.freeze(JSON.parse(r.data) as SessionData), expires: Number(r.expires_at), app: r.app } : null };
+      if (this.sessions.size >= 10_000) this.sessions.clear();
+      this.sessions.set(token, hit);
+    }
+    const r = hit.row;
+    return !r || r.app !== app || r.expires <= now ? null : r.data;
   }
 
   async logout(token: string | undefined): Promise<void> {
-    if (token) await this.ctx.db.kysely.deleteFrom('bqp_sessions').where('id', '=', sha256hex(token)).execute();
+    if (!token) return;
+    await this.ctx.db.kysely.deleteFrom('bqp_sessions').where('id', '=', sha256hex(token)).execute();
+    this.dropSessions();
   }
 
   /** The logged-in user's / employee's record, as `Obj.get` shows it. */
