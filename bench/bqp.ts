@@ -6,6 +6,11 @@
  * compiler emitted run directly through better-sqlite3 and serialised to JSON, in the same run.
  * Goal: server pages/s >= 0.5 × raw. Then the same with `pagekey=0` (adds `total`).
  *
+ * The server is menhu as `menhu serve` runs it (dist/, see bench/lib.ts). Besides pages/s, each HTTP
+ * round reports this process's CPU per request (all threads: the call log's writer thread too), so
+ * the two servers compare like with like. On 2 cores, `BENCH_CLIENT_CPUS=0 taskset -c 1 node …`
+ * keeps autocannon and the servers on separate cores.
+ *
  *   node --import tsx bench/bqp.ts [seconds=8] [connections=8] [rounds of the HTTP pair=3]
  */
 import { execFile } from 'node:child_process';
@@ -18,15 +23,20 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, SqliteDialect, type CompiledQuery } from 'kysely';
 import { pino } from 'pino';
-import { loadConfig } from '../src/core/config.js';
-import { objectsOf } from '../src/modules/objects.js';
-import { closePlatform, createPlatform } from '../src/platform.js';
-import { seedDemo } from '../src/demo.js';
-import { buildServer } from '../src/server.js';
-import { condTree, runQuery } from '../src/services/objects/query.js';
+import { ensureBuilt, server } from './lib.js';
+
+ensureBuilt();
+const { loadConfig } = await server<typeof import('../src/core/config.js')>('core/config.js');
+const { objectsOf } = await server<typeof import('../src/modules/objects.js')>('modules/objects.js');
+const { closePlatform, createPlatform } = await server<typeof import('../src/platform.js')>('platform.js');
+const { seedDemo } = await server<typeof import('../src/demo.js')>('demo.js');
+const { buildServer } = await server<typeof import('../src/server.js')>('server.js');
+const { condTree, runQuery } = await server<typeof import('../src/services/objects/query.js')>('services/objects/query.js');
 
 interface CannonResult {
-  requests: { average: number };
+  requests: { average: number; total: number };
+  /** this process's CPU per request during the run, µs (set by serverRate) */
+  cpuUs?: number;
   latency: { p50: number; p99: number };
   errors: number;
   non2xx: number;
@@ -36,9 +46,12 @@ const cannonBin = createRequire(import.meta.url).resolve('autocannon/autocannon.
 function autocannon(o: { url: string; connections: number; duration: number; headers?: Record<string, string> }): Promise<CannonResult> {
   const args = [cannonBin, '-j', '-c', String(o.connections), '-d', String(o.duration)];
   for (const [k, v] of Object.entries(o.headers ?? {})) args.push('-H', `${k}=${v}`);
-  args.push(o.url);
+ args.push(o.url);
+  // BENCH_CLIENT_CPUS: autocannon pinned to those CPUs (taskset list)
+  const pin = process.env.BENCH_CLIENT_CPUS;
+  const [cmd, argv] = pin ? ['taskset', ['-c', pin, process.execPath, ...args]] : [process.execPath, args];
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as CannonResult)));
+    execFile(cmd, argv, { maxBuffer: 1 << 24 }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout) as CannonResult)));
   });
 }
 
@@ -112,7 +125,10 @@ if (check[0] !== 0 || check[1].d.length !== 20) throw new Error(`unexpected answ
 
 async function serverRate(url: string): Promise<CannonResult> {
   await autocannon({ url, connections: CONNS, duration: 1, headers: { cookie } }); // warm-up
-  return autocannon({ url, connections: CONNS, duration: SECONDS, headers: { cookie } });
+  const c0 = process.cpuUsage();
+  const r = await autocannon({ url, connections: CONNS, duration: SECONDS, headers: { cookie } });
+  const c = process.cpuUsage(c0);
+  return { ...r, cpuUs: (c.user + c.system) / Math.max(1, r.requests.total) };
 }
 
 /**
@@ -151,15 +167,19 @@ for (const [label, url, queries] of [
   console.log(`${label}: menhu / raw over HTTP per round: ${ratios.map((x) => x.toFixed(2)).join(', ')}`);
   const ratio = r.requests.average / rawPs;
   const httpRatio = r.requests.average / rh.requests.average;
-  rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${rh.requests.average.toFixed(0)} | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${httpRatio.toFixed(2)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
+  // CPU per page: the in-process loop's time per page, and each server's process CPU per request (medians of rounds)
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+  const [cpuMenhu, cpuRawHttp, rawUs] = [med(rs.map((x) => x.cpuUs!)), med(rhs.map((x) => x.cpuUs!)), 1e6 / rawPs];
+  rows.push(`| ${label} | ${rawPs.toFixed(0)} | ${svcPs.toFixed(0)} (${(svcPs / rawPs).toFixed(2)}) | ${rh.requests.average.toFixed(0)} | ${r.requests.average.toFixed(0)} | ${ratio.toFixed(2)} | ${httpRatio.toFixed(2)} | ${rawUs.toFixed(0)} / ${cpuRawHttp.toFixed(0)} / ${cpuMenhu.toFixed(0)} | ${r.latency.p50} / ${r.latency.p99} | ${r.errors + r.non2xx} |`);
   console.log(`${label}: raw better-sqlite3 + JSON ${rawPs.toFixed(0)}/s, service layer ${svcPs.toFixed(0)}/s, raw over HTTP ${rh.requests.average.toFixed(0)}/s, server ${r.requests.average.toFixed(0)} pages/s, ratio ${ratio.toFixed(2)} (over HTTP ${httpRatio.toFixed(2)}), p50/p99 ${r.latency.p50}/${r.latency.p99} ms`);
+  console.log(`${label}: CPU per page — in-process loop ${rawUs.toFixed(0)} µs, raw over HTTP ${cpuRawHttp.toFixed(0)} µs, menhu ${cpuMenhu.toFixed(0)} µs (rounds ${rs.map((x) => x.cpuUs!.toFixed(0)).join(', ')}) -> CPU-bound ratio ${(rawUs / cpuMenhu).toFixed(2)} (over HTTP ${(cpuRawHttp / cpuMenhu).toFixed(2)})`);
 }
 // the HTTP floor of this machine at this moment: /healthz (one `select 1`) through the same server
 const floor = await serverRate(`${root}/healthz`);
 console.log(`HTTP floor: /healthz ${floor.requests.average.toFixed(0)}/s, p50/p99 ${floor.latency.p50}/${floor.latency.p99} ms`);
-rows.push(`| (HTTP floor: GET /healthz) | | | | ${floor.requests.average.toFixed(0)} | | | ${floor.latency.p50} / ${floor.latency.p99} | ${floor.errors + floor.non2xx} |`);
+rows.push(`| (HTTP floor: GET /healthz) | | | | ${floor.requests.average.toFixed(0)} | | | ${floor.cpuUs!.toFixed(0)} | ${floor.latency.p50} / ${floor.latency.p99} | ${floor.errors + floor.non2xx} |`);
 console.log('\nSQL:', pageSql.sql, '\nparams:', JSON.stringify(pageSql.parameters));
-console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | raw over HTTP (node:http, /s) | server over HTTP (pages/s) | server / raw | server / raw over HTTP | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|');
+console.log('\n| query | raw better-sqlite3 + JSON (/s) | service layer, no HTTP (/s, ratio) | raw over HTTP (node:http, /s) | server over HTTP (pages/s) | server / raw | server / raw over HTTP | CPU µs per page: loop / raw HTTP / menhu | latency p50 / p99 ms | errors |\n|---|---|---|---|---|---|---|---|---|---|');
 console.log(rows.join('\n'));
 
 await app.close();
