@@ -301,4 +301,46 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     // injection in cond is refused before anything runs
     assert.equal((await emp.call(`/Ordr.batchDel?_app=emp&cond=${encodeURIComponent('id in (select id from User)')}`))[0], 5);
   });
+
+  it('param_<sub>: res, cond (ANDed), orderby, wantOne per sub-table; pagesz only with disableSubobjOptimize', async () => {
+    // two orders with status logs: a: CR PA RE CL, b: CR PA
+    const add = async () => (await emp.call('/Ordr.add?_app=emp', { form: { amount: '1', dscr: 'sub', userId: '999' } }))[1] as number;
+    const [a, b] = [await add(), await add()];
+    for (const [id, actions] of [[a, ['PA', 'RE', 'CL']], [b, ['PA']]] as const) {
+      const r = await emp.call(`/Ordr.set?_app=emp&id=${id}`, { json: { orderLog: actions.map((action) => ({ action })) } });
+      assert.equal(r[0], 0, JSON.stringify(r));
+    }
+    const ids = `&cond=${encodeURIComponent(`id in (${a},${b})`)}&orderby=id`;
+    const logs = async (q: string, init?: Parameters<Client['call']>[1]) => {
+      const r = await emp.call(`/Ordr.query?_app=emp&res=id,orderLog&fmt=list${ids}${q}`, init);
+      assert.equal(r[0], 0, JSON.stringify(r));
+      return r[1].list.map((o: any) => o.orderLog);
+    };
+    const actions = (x: any[]) => x.map((l) => l.action);
+    assert.deepEqual((await logs('')).map(actions), [['CR', 'PA', 'RE', 'CL'], ['CR', 'PA']]);
+    // cond ANDed with the link, orderby, res
+    const f = await logs(`&param_orderLog[cond]=${encodeURIComponent("action<>'CR'")}&param_orderLog[orderby]=${encodeURIComponent('id desc')}&param_orderLog[res]=action`);
+    assert.deepEqual(f, [[{ action: 'CL' }, { action: 'RE' }, { action: 'PA' }], [{ action: 'PA' }]]);
+    // wantOne: the first row (or null) instead of a list
+    const one = await logs(`&param_orderLog[wantOne]=1&param_orderLog[res]=action&param_orderLog[cond]=${encodeURIComponent("action='RE'")}`);
+    assert.deepEqual(one, [{ action: 'RE' }, null]);
+    // pagesz pages each parent's rows, and needs disableSubobjOptimize=1
+    const no = await emp.call(`/Ordr.query?_app=emp&res=id,orderLog${ids}&param_orderLog[pagesz]=2`);
+    assert.equal(no[0], 1);
+    assert.match(no[2], /disableSubobjOptimize/);
+    const paged = await logs('&param_orderLog[pagesz]=2&param_orderLog[orderby]=id%20desc&disableSubobjOptimize=1');
+    assert.deepEqual(paged.map(actions), [['CL', 'RE'], ['PA', 'CR']]);
+    // a JSON body (object cond form), and Ordr.get
+    const body = await logs('', { json: { param_orderLog: { cond: { action: 'PA' }, res: 'id,action', wantOne: true } } });
+    assert.deepEqual(body.map((l: any) => l?.action), ['PA', 'PA']);
+    const g = await emp.call(`/Ordr.get?_app=emp&id=${a}&res=id,orderLog&param_orderLog[cond]=${encodeURIComponent("action in ('RE','CL')")}&param_orderLog[res]=action`);
+    assert.deepEqual(g[1].orderLog, [{ action: 'RE' }, { action: 'CL' }]);
+    // a sub-table cond is parsed like any cond: injection refused, unknown fields named
+    const inj = await emp.call(`/Ordr.query?_app=emp&res=id,orderLog${ids}&param_orderLog[cond]=${encodeURIComponent('id in (select id from bqp_User)')}`);
+    assert.equal(inj[0], 5);
+    assert.equal((await emp.call(`/Ordr.query?_app=emp&res=id,orderLog${ids}&param_orderLog[cond]=nosuch%3D1`))[0], 3);
+    assert.equal((await emp.call(`/Ordr.query?_app=emp&res=id,orderLog${ids}&param_orderLog[pagesz]=x&disableSubobjOptimize=1`))[0], 1);
+    // the same through the lane (a GET with a session cookie) and through a user's row filter
+    assert.deepEqual((await user.call(`/Ordr.query?res=id,orderLog&param_orderLog[res]=action&pagesz=1`))[0], 0);
+  });
 });

@@ -217,6 +217,17 @@ describe('BQP injection corpus and parser fuzzing', () => {
         const d = await emp.req(`/Ordr.dup?_app=emp&${new URLSearchParams({ id: p })}`);
         assert.equal(d.json[0], 1, `dup ${p} → ${d.text}`);
       }
+      // a sub-table's own parameters (param_<sub>): cond, res, orderby, pagesz
+      for (const k of i % 3 ? [] : ['cond', 'res', 'orderby', 'pagesz']) {
+        const r = await emp.req(`/Ordr.query?_app=emp&res=id,orderLog&disableSubobjOptimize=1&${new URLSearchParams({ [`param_orderLog[${k}]`]: p })}`);
+        assert.equal(r.status, 200, `param_orderLog[${k}]=${p}`);
+        assert.ok([0, 1, 3, 5].includes(r.json?.[0]), `param_orderLog[${k}]=${p} → ${r.text}`);
+      }
+      const st = safeTree(p);
+      if (st !== undefined) {
+        const code = await compileAndCheck('Ordr', { res: 'id,orderLog', subParams: { orderLog: { cond: st, orderby: p } } });
+        assert.ok(['ok', 'VALIDATION', 'FORBIDDEN', 'UNKNOWN_FIELD'].includes(code), `param_orderLog ${p}: ${code}`);
+      }
       // compiled: qsearch terms, statRes, tmField
       const qt = (() => {
         try {

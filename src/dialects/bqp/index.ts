@@ -16,7 +16,7 @@ import type { FastHandler } from '../../module.js';
 import { recorder } from '../../services/usage/index.js';
 import { DomainError, isDomainError } from '../../core/errors.js';
 import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
-import { andAll, condTree } from '../../services/objects/query.js';
+import { andAll, condTree, intParam, type SubParams } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { contentDisposition, findFile, upload, type UploadPart } from '../../services/objects/files.js';
 import { chpwd, genCode, loginByCode, register } from '../../services/objects/users.js';
@@ -61,6 +61,22 @@ function str(v: PVal | undefined): string | undefined {
   if (typeof v === 'string') return v === '' ? undefined : v;
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   return undefined;
+}
+
+/** `param_<sub>` as sent (URL `param_log[cond]=…` or a JSON object): res, cond, orderby, wantOne, pagesz. */
+function subParamsOf(key: string, o: Record<string, unknown>): SubParams {
+  const text = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : typeof x === 'number' || typeof x === 'boolean' ? String(Number(x)) : undefined);
+  const sp: SubParams = {};
+  const res = text(o.res);
+  if (res !== undefined) sp.res = res;
+  if (o.cond !== undefined) sp.cond = condTree(o.cond);
+  const orderby = text(o.orderby);
+  if (orderby !== undefined) sp.orderby = orderby;
+  const one = text(o.wantOne);
+  if (one !== undefined) sp.wantOne = one === '1';
+  const pagesz = text(o.pagesz);
+  if (pagesz !== undefined) sp.pagesz = intParam(pagesz, `${key}[pagesz]`);
+  return sp;
 }
 
 const glob = (pat: string, s: string): boolean => new RegExp('^' + pat.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$').test(s);
@@ -227,10 +243,12 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
     const gcond = andAll([condTree(call.url.gcond, 'gcond'), condTree(call.body.gcond, 'gcond')]);
     const subRes: Record<string, string> = {};
     for (const src of [call.body, call.url]) for (const [k, v] of Object.entries(src)) if (k.startsWith('res_') && typeof v === 'string') subRes[k.slice(4)] = v;
+    const subParams: Record<string, SubParams> = {};
+    for (const src of [call.body, call.url]) for (const [k, v] of Object.entries(src)) if (k.startsWith('param_') && k.length > 6 && isObj(v)) subParams[k.slice(6)] = subParamsOf(k, v);
     // POST fields: the body minus query parameters (URL parameters are never fields)
     const body: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(call.body)) if (!QUERY_KEYS.has(k) && !k.startsWith('res_')) body[k] = v;
-    return { param, body, cond, gcond, subRes };
+    for (const [k, v] of Object.entries(call.body)) if (!QUERY_KEYS.has(k) && !k.startsWith('res_') && !k.startsWith('param_')) body[k] = v;
+    return { param, body, cond, gcond, subRes, subParams };
   }
 
   async function dispatch(req: FastifyRequest | null, reply: FastifyReply | null, call: Call, w: Who, inBatch: null | { exec: import('../../services/objects/crud.js').Exec | null }): Promise<{ data: unknown; sent?: boolean; setCookie?: string; clearCookie?: boolean; userId?: number | null }> {

@@ -15,7 +15,7 @@ import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, isReserved, setIf, se
 import { findFile, type FileRow } from './files.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult } from './query.js';
+import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult, type SubParams } from './query.js';
 import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
@@ -36,6 +36,8 @@ export interface ObjParams {
   gcond: Node | null;
   /** res_<sub> parameters */
   subRes: Record<string, string>;
+  /** param_<sub> parameters */
+  subParams?: Record<string, SubParams>;
   /** rows for batchAdd */
   rows?: Record<string, unknown>[];
 }
@@ -143,7 +145,7 @@ export class ObjectsService {
       return intParam(v, 'id');
     };
     const getOne = async (id: number, res: string | undefined, op: 'get' | 'query' = 'get') => {
-      const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, orderby: '' });
+      const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, subParams: p.subParams, disableSubobjOptimize: p.param('disableSubobjOptimize') === '1', orderby: '' });
       if (!r.rows.length) throw new DomainError('VALIDATION', `not found \`${def.name}.id\`=\`${id}\``);
       return Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0][i]]));
     };
@@ -197,6 +199,8 @@ export class ObjectsService {
           pagekey: num('pagekey'),
           page: num('page'),
           subRes: p.subRes,
+          subParams: p.subParams,
+          disableSubobjOptimize: p.param('disableSubobjOptimize') === '1',
           distinct: p.param('distinct') === '1',
           tmField,
         });

@@ -131,6 +131,17 @@ export interface OutCol {
   src?: string;
 }
 
+/** `param_<sub>` (bqp.md §1.5): what a call asks of one sub-table. */
+export interface SubParams {
+  res?: string;
+  /** ANDed with the sub-table's link to its parent */
+  cond?: Node | null;
+  orderby?: string;
+  wantOne?: boolean;
+  /** rows per parent; only with disableSubobjOptimize */
+  pagesz?: number;
+}
+
 export interface SubCol {
   name: string;
   sub: SubobjDef;
@@ -440,6 +451,10 @@ export interface QueryInput {
   page?: number | null;
   /** extra res for sub-tables: res_<name> */
   subRes?: Record<string, string>;
+  /** per sub-table parameters: param_<name> (by the name the sub-table has in the answer) */
+  subParams?: Record<string, SubParams>;
+  /** param_<name> may page its sub-table (one query per parent row instead of one IN query) */
+  disableSubobjOptimize?: boolean;
   /** the operation checked against the role's rules (get is a one-row query) */
   op?: 'get' | 'query';
   /** internal: also select this field as `_fk` (sub-table fetches) */
@@ -515,10 +530,13 @@ export async function runQuery(db: Kysely<any>, schema: Schema, dialect: Dialect
   if (subs.length && rowsRaw.length) {
     const keys = rowsRaw.map((r) => Number(r._k));
     for (const s of subs) {
-      const vals = await fetchSub(db, schema, dialect, caller, s, keys, q.subRes?.[s.name], depth);
+      const sp = q.subParams?.[s.name];
+      if (sp?.pagesz !== undefined && !q.disableSubobjOptimize) bad(`\`pagesz\` in param_${s.name} needs disableSubobjOptimize=1 (sub-tables are fetched for all rows at once)`);
+      const vals = await fetchSub(db, schema, dialect, caller, s, keys, sp?.res ?? q.subRes?.[s.name], sp, depth);
+      const one = sp?.wantOne ?? s.one;
       rows.forEach((row, i) => {
         const list = vals.get(keys[i]) ?? [];
-        row.push(s.one ? (list[0] ?? null) : list);
+        row.push(one ? (list[0] ?? null) : list);
       });
     }
   }
@@ -683,15 +701,23 @@ function planQuery(db: Kysely<any>, schema: Schema, dialect: Dialect, def: Objec
   return { main: main.compile(db), total: total ? total.compile(db) : null, shape, convs, subs, nextMode, limit, pageNo };
 }
 
-async function fetchSub(db: Kysely<any>, schema: Schema, dialect: Dialect, caller: Caller, s: SubCol, keys: number[], resParam: string | undefined, depth: number): Promise<Map<number, Record<string, unknown>[]>> {
+/**
+ * The rows of one sub-table for the given parent keys, by key: one `IN (…)` query per 500 parents,
+ * or — when `param_<sub>` pages it (pagesz, with disableSubobjOptimize) — one query per parent.
+ */
+async function fetchSub(db: Kysely<any>, schema: Schema, dialect: Dialect, caller: Caller, s: SubCol, keys: number[], resParam: string | undefined, sp: SubParams | undefined, depth: number): Promise<Map<number, Record<string, unknown>[]>> {
   if (depth > 2) bad('sub-tables are nested too deep');
   const child = schema.objects.get(s.sub.obj)!;
   const res = resParam ?? s.res ?? s.sub.res ?? '*';
+  const orderby = sp?.orderby ?? s.sub.orderby;
   const out = new Map<number, Record<string, unknown>[]>();
-  for (let i = 0; i < keys.length; i += 500) {
-    const chunk = keys.slice(i, i + 500);
-    const cond: Node = { k: 'in', a: col(s.sub.fk), list: chunk.map((k) => lit(k)), neg: false };
-    const r = await runQuery(db, schema, dialect, child, caller, { res, fkCol: s.sub.fk, cond, orderby: s.sub.orderby, unpaged: true }, depth + 1);
+  const perParent = sp?.pagesz !== undefined;
+  const step = perParent ? 1 : 500;
+  for (let i = 0; i < keys.length; i += step) {
+    const chunk = keys.slice(i, i + step);
+    const link: Node = perParent ? { k: 'cmp', op: '=', a: col(s.sub.fk), b: lit(chunk[0]) } : { k: 'in', a: col(s.sub.fk), list: chunk.map((k) => lit(k)), neg: false };
+    const cond = andAll([link, sp?.cond ?? null])!;
+    const r = await runQuery(db, schema, dialect, child, caller, perParent ? { res, fkCol: s.sub.fk, cond, orderby, pagesz: sp!.pagesz } : { res, fkCol: s.sub.fk, cond, orderby, unpaged: true }, depth + 1);
     const fkAt = r.cols.lastIndexOf('_fk');
     for (const row of r.rows) {
       const o: Record<string, unknown> = {};
