@@ -25,21 +25,20 @@ process.on('message', async (m: any) => {
   if (m.type === 'init') {
     const { data, info } = await sharp(Buffer.from(m.png)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const { width: w, height: h } = info;
-    const plane = w * h;
-    const x = new Float32Array(3 * plane);
-    for (let i = 0; i < plane; i++) for (let c = 0; c < 3; c++) x[c * plane + i] = data[3 * i + c];
-    whole = new ort.Tensor('float32', x, [1, 3, h, w]);
+    // the model the jobs run: the image's bytes in and out (uint8 NHWC), converted inside the graph
+    const x = new Uint8Array(data);
+    whole = new ort.Tensor('uint8', x, [1, h, w, 3]);
     // The same tiles the pipeline runs (processors.ts planTiles: the whole image in one run when it
     // is at most tile² pixels), each with the network's receptive radius of context.
     for (const t of planTiles(w, h, Math.max(32, m.tile) ** 2, srMargin(m.scale))) {
       const tw = t.px1 - t.px0, th = t.py1 - t.py0;
-      const tx = new Float32Array(3 * tw * th);
-      for (let c = 0; c < 3; c++) for (let yy = 0; yy < th; yy++) for (let xx = 0; xx < tw; xx++) tx[(c * th + yy) * tw + xx] = x[c * plane + (t.py0 + yy) * w + t.px0 + xx];
-      tiles.push(new ort.Tensor('float32', tx, [1, 3, th, tw]));
+      const tx = new Uint8Array(3 * tw * th);
+      for (let yy = 0; yy < th; yy++) tx.set(x.subarray(((t.py0 + yy) * w + t.px0) * 3, ((t.py0 + yy) * w + t.px0 + tw) * 3), yy * tw * 3);
+      tiles.push(new ort.Tensor('uint8', tx, [1, th, tw, 3]));
     }
     // The pipeline's session options (processors.ts sessionOptions, the default thread count).
-    session = await ort.InferenceSession.create(buildSrModel(m.scale as SrScale), sessionOptions(m.threads ?? 0));
-    await session.run({ input: new ort.Tensor('float32', new Float32Array(3 * 32 * 32), [1, 3, 32, 32]) });
+    session = await ort.InferenceSession.create(buildSrModel(m.scale as SrScale, 'rgb8'), sessionOptions(m.threads ?? 0));
+    await session.run({ input: new ort.Tensor('uint8', new Uint8Array(3 * 32 * 32), [1, 32, 32, 3]) });
     process.send!({ type: 'ready', tiles: tiles.length });
   } else if (m.type === 'run') {
     const t0 = performance.now();

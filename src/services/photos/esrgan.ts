@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeModel, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx.js';
+import { DT, encodeModel, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx.js';
 import { packageDir } from './packages.js';
 
 export const SR_PACKAGE = '@upscalerjs/esrgan-slim';
@@ -61,11 +61,19 @@ function convKernel(shape: number[], data: Float32Array): { dims: number[]; data
 }
 
 /**
- * Converts a Keras functional model of Conv2D / Activation(relu) / Concatenate / Add /
- * UpSampling2D(nearest) layers to ONNX. Input: float32 NCHW [1, 3, H, W] named "input"; output
- * "output" [1, 3, sH, sW]. Value range as the model was trained (0..255 for the RDN models).
+ * The tensors a built model takes and gives: `float` — float32 NCHW [1, 3, H, W] named "input" and
+ * "output" [1, 3, sH, sW], values as the model was trained (0..255 for the RDN models); `rgb8` —
+ * the image's own bytes, uint8 NHWC [1, H, W, 3] in and out, converted inside the graph (Cast,
+ * Transpose; the output clipped to 0..255 and rounded half to even, as a Uint8ClampedArray would),
+ * so onnxruntime does the conversions the caller would otherwise do pixel by pixel in JavaScript.
  */
-export function kerasToOnnx(m: LayersModelJson, weights: Map<string, { shape: number[]; data: Float32Array }>): Buffer {
+export type SrIo = 'float' | 'rgb8';
+
+/**
+ * Converts a Keras functional model of Conv2D / Activation(relu) / Concatenate / Add /
+ * UpSampling2D(nearest) layers to ONNX, with the tensors `io` names.
+ */
+export function kerasToOnnx(m: LayersModelJson, weights: Map<string, { shape: number[]; data: Float32Array }>, io: SrIo = 'float'): Buffer {
   const cfg = m.modelTopology.model_config.config;
   const nodes: OnnxNode[] = [];
   const inits: OnnxTensor[] = [];
@@ -85,7 +93,11 @@ export function kerasToOnnx(m: LayersModelJson, weights: Map<string, { shape: nu
     const out = layer.name;
     switch (layer.class_name) {
       case 'InputLayer':
-        names.set(layer.name, 'input');
+        if (io === 'rgb8') {
+          nodes.push({ op: 'Cast', inputs: ['input'], outputs: ['input.f'], attrs: { to: DT.FLOAT } });
+          nodes.push({ op: 'Transpose', inputs: ['input.f'], outputs: ['input.nchw'], attrs: { perm: [0, 3, 1, 2] } });
+        }
+        names.set(layer.name, io === 'rgb8' ? 'input.nchw' : 'input');
         continue;
       case 'Conv2D': {
         if (c.data_format !== 'channels_last' || (c.groups ?? 1) !== 1) throw new Error(`layer ${layer.name}: unsupported Conv2D config`);
@@ -140,13 +152,19 @@ export function kerasToOnnx(m: LayersModelJson, weights: Map<string, { shape: nu
   }
   const outName = names.get(cfg.output_layers[0][0]);
   if (!outName) throw new Error('model output not found');
-  nodes.push({ op: 'Identity', inputs: [outName], outputs: ['output'] });
+  if (io === 'rgb8') {
+    inits.push({ name: 'clip.min', dims: [], data: Float32Array.of(0) }, { name: 'clip.max', dims: [], data: Float32Array.of(255) });
+    nodes.push({ op: 'Clip', inputs: [outName, 'clip.min', 'clip.max'], outputs: ['output.clip'] });
+    nodes.push({ op: 'Round', inputs: ['output.clip'], outputs: ['output.round'] });
+    nodes.push({ op: 'Cast', inputs: ['output.round'], outputs: ['output.u8'], attrs: { to: DT.UINT8 } });
+    nodes.push({ op: 'Transpose', inputs: ['output.u8'], outputs: ['output'], attrs: { perm: [0, 2, 3, 1] } });
+  } else nodes.push({ op: 'Identity', inputs: [outName], outputs: ['output'] });
   const g: OnnxGraph = {
     name: 'esrgan-slim',
     nodes,
     initializers: inits,
-    inputs: [{ name: 'input', dims: [1, 3, 'h', 'w'] }],
-    outputs: [{ name: 'output', dims: [1, 3, 'H', 'W'] }],
+    inputs: io === 'rgb8' ? [{ name: 'input', dims: [1, 'h', 'w', 3], type: DT.UINT8 }] : [{ name: 'input', dims: [1, 3, 'h', 'w'] }],
+    outputs: io === 'rgb8' ? [{ name: 'output', dims: [1, 'H', 'W', 3], type: DT.UINT8 }] : [{ name: 'output', dims: [1, 3, 'H', 'W'] }],
   };
   return encodeModel(g);
 }
@@ -194,7 +212,7 @@ export function srReceptiveRadius(scale: SrScale): number {
 }
 
 /** The ONNX bytes of the package's super-resolution model for `scale`. */
-export function buildSrModel(scale: SrScale): Buffer {
+export function buildSrModel(scale: SrScale, io: SrIo = 'float'): Buffer {
   const { dir, m } = readModelJson(scale);
-  return kerasToOnnx(m, readWeights(dir, m));
+  return kerasToOnnx(m, readWeights(dir, m), io);
 }

@@ -65,7 +65,7 @@ class Writer {
   }
 }
 
-export const DT = { FLOAT: 1, INT32: 6, INT64: 7 } as const;
+export const DT = { FLOAT: 1, UINT8: 2, INT32: 6, INT64: 7 } as const;
 
 export type AttrValue = number | number[] | string | { float: number } | { floats: number[] };
 

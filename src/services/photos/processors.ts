@@ -76,7 +76,8 @@ function cached(key: string, make: () => Promise<ort.InferenceSession>): Promise
 
 export const srSession = (scale: number, threads: number): Promise<ort.InferenceSession> => {
   if (![2, 3, 4, 8].includes(scale)) throw new Error(`super-resolution scale ${scale} is not shipped (2, 3, 4, 8)`);
-  return cached(`sr${scale}:${threads}`, () => ort.InferenceSession.create(buildSrModel(scale as SrScale), sessionOptions(threads)));
+  // the image's bytes in and out (uint8 NHWC): onnxruntime converts inside the graph
+  return cached(`sr${scale}:${threads}`, () => ort.InferenceSession.create(buildSrModel(scale as SrScale, 'rgb8'), sessionOptions(threads)));
 };
 
 export const segSession = (threads: number): Promise<ort.InferenceSession> =>
@@ -203,33 +204,42 @@ export async function superResolve(
 ): Promise<Rgb> {
   const { width: w, height: h } = img;
   const W = w * scale;
-  const out = new Uint8Array(W * h * scale * 3);
-  // Assigning a float to a Uint8ClampedArray clamps to 0..255 and rounds, natively.
-  const outC = new Uint8ClampedArray(out.buffer, out.byteOffset, out.length);
   const tiles = planTiles(w, h, Math.max(32, tile) ** 2, margin);
+  // srSession's model takes and gives the image's bytes (uint8 NHWC): no per-pixel work here, only
+  // row copies when the image is cut into tiles
+  const out = tiles.length === 1 ? null : new Uint8Array(W * h * scale * 3);
   let done = 0;
   for (const t of tiles) {
     const pw = t.px1 - t.px0, ph = t.py1 - t.py0;
-    const input = new ort.Tensor('float32', toPlanar(img, t), [1, 3, ph, pw]);
+    const input = new ort.Tensor('uint8', cropRgb(img, t), [1, ph, pw, 3]);
     const t0 = performance.now();
     const res = await session.run({ input });
     if (clock) clock.model += performance.now() - t0;
-    const o = res.output.data as Float32Array;
-    const OW = pw * scale, OP = OW * ph * scale;
+    const o = res.output.data as Uint8Array;
+    onTile?.(++done, tiles.length);
+    if (!out) return { data: o, width: W, height: h * scale };
+    const OW = pw * scale;
     const ox = (t.x0 - t.px0) * scale, oy = (t.y0 - t.py0) * scale;
     const cw = (t.x1 - t.x0) * scale, ch = (t.y1 - t.y0) * scale;
     for (let y = 0; y < ch; y++) {
-      let d = ((t.y0 * scale + y) * W + t.x0 * scale) * 3;
-      for (let si = (oy + y) * OW + ox, e = si + cw; si < e; si++, d += 3) {
-        outC[d] = o[si];
-        outC[d + 1] = o[OP + si];
-        outC[d + 2] = o[2 * OP + si];
-      }
+      const s0 = ((oy + y) * OW + ox) * 3;
+      out.set(o.subarray(s0, s0 + cw * 3), ((t.y0 * scale + y) * W + t.x0 * scale) * 3);
     }
-    res.output.dispose?.();
-    onTile?.(++done, tiles.length);
   }
-  return { data: out, width: W, height: h * scale };
+  return { data: out!, width: W, height: h * scale };
+}
+
+/** The bytes of one tile (with its context) of an RGB image: the image itself when the tile is all of it. */
+function cropRgb(img: Rgb, t: Pick<Tile, 'px0' | 'py0' | 'px1' | 'py1'>): Uint8Array {
+  const { data, width, height } = img;
+  const pw = t.px1 - t.px0, ph = t.py1 - t.py0;
+  if (pw === width && ph === height && data.length === width * height * 3) return data;
+  const x = new Uint8Array(pw * ph * 3);
+  for (let y = 0; y < ph; y++) {
+    const s0 = ((t.py0 + y) * width + t.px0) * 3;
+    x.set(data.subarray(s0, s0 + pw * 3), y * pw * 3);
+  }
+  return x;
 }
 
 const margins = new Map<number, number>();
