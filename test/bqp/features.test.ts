@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import iconv from 'iconv-lite';
 import type { TestServer } from '../helpers.js';
+import { objectsOf } from '../../src/modules/objects.js';
 import { Client, startBqp, testSchemaFile } from './client.js';
 
 describe('BQP dup, batchSet, batchDel and query options', () => {
@@ -19,7 +20,19 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
   const O: number[] = []; // orders added by the employee in 2020
 
   before(async () => {
-    ({ s, B } = await startBqp({ config: { bqpSchema: testSchemaFile() } }));
+    ({ s, B } = await startBqp({
+      config: {
+        bqpSchema: testSchemaFile((x) => {
+          // declared methods: one for users (under their row filter), one for employees only
+          x.objects.Ordr.methods = {
+            mine: { params: ['status'], where: { status: 'status' }, set: { res: 'id,status,userId', orderby: 'id' } },
+            byStatus: { set: { gres: 'status', res: 'count(*) n', orderby: 'status' } },
+            one: { op: 'get', set: { res: 'id,amount' } },
+          };
+          x.objects.Ordr.acl.user.ops.push('mine', 'one');
+        }),
+      },
+    }));
     user = new Client(B);
     other = new Client(B);
     emp = new Client(B);
@@ -342,5 +355,44 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     assert.equal((await emp.call(`/Ordr.query?_app=emp&res=id,orderLog${ids}&param_orderLog[pagesz]=x&disableSubobjOptimize=1`))[0], 1);
     // the same through the lane (a GET with a session cookie) and through a user's row filter
     assert.deepEqual((await user.call(`/Ordr.query?res=id,orderLog&param_orderLog[res]=action&pagesz=1`))[0], 0);
+  });
+
+  it('declared methods: fixed parameters, conditions from the call (bound), their own permission, row filters', async () => {
+    // ApiLog.listByAc from the shipped example: the calls of one ac, newest first, as a list
+    const g = new Client(B);
+    for (const addr of ['m1', 'm2']) assert.equal((await g.call('/ApiLog.add', { form: { ac: 'meth-test', addr } }))[0], 0);
+    assert.equal((await g.call('/ApiLog.add', { form: { ac: 'other', addr: 'm3' } }))[0], 0);
+    const l = await g.call('/ApiLog.listByAc?ac=meth-test&res=id,ac,addr');
+    assert.equal(l[0], 0, JSON.stringify(l));
+    assert.deepEqual(l[1].list.map((r: any) => [r.ac, r.addr]), [['meth-test', 'm2'], ['meth-test', 'm1']]);
+    // the call's own cond narrows it further; its own parameters cannot undo a fixed one (fmt)
+    const n = await g.call(`/ApiLog.listByAc?ac=meth-test&res=addr&fmt=array&cond=${encodeURIComponent("addr='m1'")}`);
+    assert.deepEqual(n[1].list, [{ addr: 'm1' }]);
+    assert.deepEqual(await g.call('/ApiLog.listByAc'), [1, '缺少参数`ac`', '缺少参数`ac`']);
+    // the parameter is a bound value: SQL in it matches nothing and breaks nothing
+    assert.deepEqual((await g.call(`/ApiLog.listByAc?ac=${encodeURIComponent("x' or '1'='1")}`))[1].list, []);
+    assert.equal((await g.call('/ApiLog.nosuch'))[0], 1);
+
+    // Ordr.mine for users: the user's row filter applies; Ordr.byStatus is the employee's only
+    const m = await user.call('/Ordr.mine?status=CR');
+    assert.equal(m[0], 0, JSON.stringify(m));
+    assert.deepEqual(m[1].h, ['id', 'status', 'userId']);
+    const uid = (await user.call('/whoami'))[1].id;
+    assert.ok(m[1].d.length > 0 && m[1].d.every((r: any[]) => r[1] === 'CR' && r[2] === uid), JSON.stringify(m[1].d));
+    assert.equal((await user.call('/Ordr.byStatus'))[0], 5);
+    assert.equal((await other.call('/Ordr.byStatus'))[0], 5);
+    const b = await emp.call('/Ordr.byStatus?_app=emp');
+    assert.equal(b[0], 0, JSON.stringify(b));
+    assert.deepEqual(b[1].h, ['status', 'n']);
+    assert.equal((await new Client(B).call('/Ordr.mine?status=CR'))[0], 2);
+    // a get method: the id from the call, the fixed res, the user's own rows only
+    const mine = m[1].d[0][0];
+    assert.deepEqual((await user.call(`/Ordr.one?id=${mine}`))[1], { id: mine, amount: (await user.call(`/Ordr.get?id=${mine}&res=amount`))[1].amount });
+    const theirs = (await emp.call('/Ordr.query?_app=emp&res=id&cond=userId%3D999&pagesz=1'))[1].d[0]?.[0];
+    if (theirs !== undefined) assert.equal((await user.call(`/Ordr.one?id=${theirs}`))[0], 1, 'not found for this user');
+    // the native API lists the methods beside the standard operations
+    const desc = objectsOf(s.ctx).describe(objectsOf(s.ctx).schema.objects.get('Ordr')!);
+    assert.ok(desc.operations.user!.includes('mine') && !desc.operations.user!.includes('byStatus'));
+    assert.ok(desc.operations.employee!.includes('byStatus'));
   });
 });

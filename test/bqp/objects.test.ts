@@ -44,6 +44,13 @@ describe('schema file', () => {
     bad({ objects: { A: { fields: ['id', 'bId'], joins: { b: { obj: 'B', on: 'bId' } }, vcols: { bName: { join: 'b', field: 'name' } } }, B: { fields: ['id', 'pwd'], hidden: ['pwd'] } } }, /no visible field B\.name/);
     bad({ objects: { A: { fields: ['id'], table: 'x; drop' } } }, /bad table name/);
     bad({ apiLog: 'Nope', objects: {} }, /apiLog: no object Nope/);
+    bad({ objects: { A: { fields: ['id'], methods: { query: {} } } } }, /A\.methods\.query: a method name/);
+    bad({ objects: { A: { fields: ['id'], methods: { Big: {} } } } }, /A\.methods\.Big: a method name/);
+    bad({ objects: { A: { fields: ['id'], methods: { m: { op: 'del' } } } } }, /A\.methods\.m\.op: query or get/);
+    bad({ objects: { A: { fields: ['id'], methods: { m: { params: ['x'], where: { nope: 'x' } } } } } }, /A\.methods\.m\.where: no field nope/);
+    bad({ objects: { A: { fields: ['id', 'x'], methods: { m: { where: { x: 'y' } } } } } }, /y is not one of the method's params/);
+    bad({ objects: { A: { fields: ['id'], methods: { m: { set: { gcond: '1' } } } } } }, /gcond cannot be fixed/);
+    bad({ objects: { A: { fields: ['id'], acl: { user: { ops: ['query', 'mine'] } } } } }, /unknown operation mine/);
   });
 
   it('the shipped example declares the model of bqp.md §3.3 and the seed\'s Store', () => {

@@ -260,7 +260,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
       const [, obj, op] = om;
       const p = objParams(call);
       if (op === 'batchAdd') p.rows = batchRows(req, call, param);
-      const write = !['get', 'query'].includes(op);
+      const write = !svc.readsOnly(obj, op);
       const run = (x: import('../../services/objects/crud.js').Exec) => svc.objectCall(x, caller, obj, op, p);
       const r = inBatch?.exec ? await run(inBatch.exec) : await svc.run(write, run);
       if (r.kind === 'data') return { data: r.data };

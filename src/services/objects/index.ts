@@ -17,7 +17,7 @@ import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
 import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult, type SubParams } from './query.js';
 import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
-import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type ObjectDef, type Role, type Schema } from './schema.js';
+import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type MethodDef, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
 
 export type { Caller, QueryResult } from './query.js';
@@ -130,13 +130,22 @@ export class ObjectsService {
     return this.ctx.db.tx((trx) => fn(this.exec(trx as unknown as Kysely<any>)));
   }
 
+  /** Whether `Obj.op` only reads (get, query, a declared method): run outside a write transaction. */
+  readsOnly(obj: string, op: string): boolean {
+    return op === 'get' || op === 'query' || !!this.schema.objects.get(obj)?.methods.has(op);
+  }
+
   object(name: string, caller: Caller): ObjectDef {
     const def = this.schema.objects.get(name);
     if (!def) deny(caller, name);
     return def!;
   }
 
-  async objectCall(x: Exec, caller: Caller, objName: string, op: string, p: ObjParams): Promise<ObjResult> {
+  /**
+   * One object call. `perm` is the operation the caller's role must be allowed: the call's own, or
+   * the declared method's that runs this query or get (methodCall).
+   */
+  async objectCall(x: Exec, caller: Caller, objName: string, op: string, p: ObjParams, perm: string = op): Promise<ObjResult> {
     const def = this.object(objName, caller);
     const data = (d: unknown): ObjResult => ({ kind: 'data', data: d });
     const idParam = () => {
@@ -144,7 +153,7 @@ export class ObjectsService {
       if (v === undefined) throw new DomainError('VALIDATION', '缺少参数`id`');
       return intParam(v, 'id');
     };
-    const getOne = async (id: number, res: string | undefined, op: 'get' | 'query' = 'get') => {
+    const getOne = async (id: number, res: string | undefined, op: string = perm) => {
       const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, subParams: p.subParams, disableSubobjOptimize: p.param('disableSubobjOptimize') === '1', orderby: '' });
       if (!r.rows.length) throw new DomainError('VALIDATION', `not found \`${def.name}.id\`=\`${id}\``);
       return Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0][i]]));
@@ -190,6 +199,7 @@ export class ObjectsService {
         const cond = andAll([p.cond, qs === undefined ? null : qsearchTree(qs)]);
         const tmField = p.param('tmField');
         let result = await runQuery(x.db, this.schema, x.dialect, def, caller, {
+          op: perm,
           res: p.param('res'),
           gres: p.param('gres'),
           cond,
@@ -208,9 +218,22 @@ export class ObjectsService {
         if (fmt === 'tree') return data(makeTree(rowsToObjects(result), p.param('treeFields')));
         return { kind: 'query', result, fmt };
       }
-      default:
-        throw new DomainError('VALIDATION', `bad ac: ${objName}.${op}`);
+      default: {
+        const m = def.methods.get(op);
+        if (!m || perm !== op) throw new DomainError('VALIDATION', `bad ac: ${objName}.${op}`);
+        return this.methodCall(x, caller, def, m, p);
+      }
     }
+  }
+
+  /** A declared method: its op with the parameters it fixes and the conditions it takes from the call, under its own permission. */
+  private methodCall(x: Exec, caller: Caller, def: ObjectDef, m: MethodDef, p: ObjParams): Promise<ObjResult> {
+    requireOp(def, caller, m.name);
+    for (const n of m.params) if (p.param(n) === undefined) throw new DomainError('VALIDATION', `缺少参数\`${n}\``);
+    const where: Node[] = m.where.map(([field, n]) => ({ k: 'cmp', op: '=', a: { k: 'col', name: field, quoted: false }, b: { k: 'lit', v: p.param(n)!, quoted: true } }));
+    const fixed = m.set;
+    const cond = andAll([p.cond, fixed.cond === undefined ? null : condTree(fixed.cond), ...where]);
+    return this.objectCall(x, caller, def.name, m.op, { ...p, param: (n) => (n in fixed ? fixed[n] : p.param(n)), cond }, m.name);
   }
 
   // --- schema and rows, for the native API and the console -------------------------------------
@@ -221,7 +244,7 @@ export class ObjectsService {
     const filters: Partial<Record<Role, Record<string, string>>> = {};
     for (const role of ROLES) {
       const acl = aclFor(def, { role, loggedIn: role !== 'guest', vars: {} });
-      ops[role] = acl ? STD_OPS.filter((o) => acl.ops.has(o)) : [];
+      ops[role] = acl ? [...STD_OPS, ...def.methods.keys()].filter((o) => acl.ops.has(o)) : [];
       if (acl?.filter.length) filters[role] = Object.fromEntries(acl.filter);
     }
     return {

@@ -456,7 +456,7 @@ export interface QueryInput {
   /** param_<name> may page its sub-table (one query per parent row instead of one IN query) */
   disableSubobjOptimize?: boolean;
   /** the operation checked against the role's rules (get is a one-row query) */
-  op?: 'get' | 'query';
+  op?: string;
   /** internal: also select this field as `_fk` (sub-table fetches) */
   fkCol?: string;
   /** no paging at all (sub-table fetches, fmt=array exports of internal callers) */

@@ -23,7 +23,8 @@ export interface FieldDef {
 }
 
 export interface Acl {
-  ops: Set<Op>;
+  /** standard operations and the object's declared methods the role may call */
+  ops: Set<string>;
   filter: [field: string, v: SessionVar][];
   readonly: Set<string>;
   defaults: Record<string, string | number>;
@@ -63,6 +64,22 @@ export interface StatusLogDef {
   field: string;
 }
 
+/**
+ * A declared object method (`Obj.<name>`, the reference's custom `api_<name>` methods, declaratively):
+ * a query or get with parameters it requires, equality conditions taken from them (bound values,
+ * ANDed with the call's own cond and the role's row filter) and query parameters it fixes.
+ */
+export interface MethodDef {
+  name: string;
+  op: 'query' | 'get';
+  params: string[];
+  where: [field: string, param: string][];
+  set: Record<string, string>;
+}
+
+/** The query parameters a method may fix. */
+export const METHOD_SET = ['res', 'cond', 'orderby', 'fmt', 'pagesz', 'gres', 'distinct'] as const;
+
 export interface ObjectDef {
   name: string;
   table: string;
@@ -79,6 +96,7 @@ export interface ObjectDef {
   subobj: Map<string, SubobjDef>;
   statusLog: StatusLogDef | null;
   acl: Partial<Record<Role, Acl>>;
+  methods: Map<string, MethodDef>;
   maxPageSz: number;
   /** the date/datetime field the time buckets y q m w d wd h are computed from (`tmField=` overrides) */
   tmField: string | null;
@@ -296,12 +314,33 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
     statusLog = { obj: String(s.obj), fk: String(s.fk), action: String(s.action ?? 'action'), tm: s.tm ? String(s.tm) : null, emp: s.emp ? String(s.emp) : null, field: String(s.field ?? 'status') };
     if (!fields.has(statusLog.field)) throw new SchemaError(`${name}.statusLog: no field ${statusLog.field}`);
   }
+  const methods = new Map<string, MethodDef>();
+  for (const [m, raw] of Object.entries(asObj(o.methods, `${name}.methods`))) {
+    const at = `${name}.methods.${m}`;
+    if (!/^[a-z]\w{0,62}$/.test(m) || (STD_OPS as readonly string[]).includes(m)) throw new SchemaError(`${at}: a method name starts lower-case and is not a standard operation`);
+    const d = asObj(raw, at);
+    const op = String(d.op ?? 'query');
+    if (op !== 'query' && op !== 'get') throw new SchemaError(`${at}.op: query or get`);
+    const params = asList(d.params, `${at}.params`);
+    const where: MethodDef['where'] = [];
+    for (const [f, v] of Object.entries(asObj(d.where, `${at}.where`))) {
+      if (!fields.has(f)) throw new SchemaError(`${at}.where: no field ${f}`);
+      if (!params.includes(String(v))) throw new SchemaError(`${at}.where.${f}: ${String(v)} is not one of the method's params`);
+      where.push([f, String(v)]);
+    }
+    const set: Record<string, string> = {};
+    for (const [k, v] of Object.entries(asObj(d.set, `${at}.set`))) {
+      if (!(METHOD_SET as readonly string[]).includes(k)) throw new SchemaError(`${at}.set: ${k} cannot be fixed (${METHOD_SET.join(', ')})`);
+      set[k] = String(v);
+    }
+    methods.set(m, { name: m, op, params, where, set });
+  }
   const acl: ObjectDef['acl'] = {};
   for (const [role, a] of Object.entries(asObj(o.acl, `${name}.acl`))) {
     if (!ROLES.includes(role as Role)) throw new SchemaError(`${name}.acl: unknown role ${role}`);
     const ao = asObj(a, `${name}.acl.${role}`);
-    const ops = ao.ops === '*' || ao.ops === undefined ? new Set<Op>(STD_OPS) : new Set(asList(ao.ops, `${name}.acl.${role}.ops`) as Op[]);
-    for (const op of ops) if (!STD_OPS.includes(op)) throw new SchemaError(`${name}.acl.${role}: unknown operation ${op}`);
+    const ops = ao.ops === '*' || ao.ops === undefined ? new Set<string>([...STD_OPS, ...methods.keys()]) : new Set(asList(ao.ops, `${name}.acl.${role}.ops`));
+    for (const op of ops) if (!(STD_OPS as readonly string[]).includes(op) && !methods.has(op)) throw new SchemaError(`${name}.acl.${role}: unknown operation ${op}`);
     const filter: Acl['filter'] = [];
     for (const [f, v] of Object.entries(asObj(ao.filter, `${name}.acl.${role}.filter`))) {
       if (!fields.has(f)) throw new SchemaError(`${name}.acl.${role}.filter: no field ${f}`);
@@ -336,6 +375,7 @@ function parseObject(name: string, o: Record<string, any>, maxPageSz: number): O
     subobj,
     statusLog,
     acl,
+    methods,
     maxPageSz: Number.isInteger(mp) && mp > 0 ? Math.min(mp, 10000) : maxPageSz,
     tmField,
   };
