@@ -3,6 +3,7 @@
  * PostgreSQL database (and Redis) when the suite runs with --pg; a real HTTP server on a random
  * loopback port. No mocks.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -220,4 +221,48 @@ export function captureLogs() {
         .filter(Boolean)
         .map((l) => JSON.parse(l) as Record<string, unknown>),
   };
+}
+
+/** What a request got: status, headers (less those that differ by connection and time), body. */
+export interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const comparable = (h: Record<string, string>): Record<string, string> => {
+  const { date: _d, connection: _c, 'keep-alive': _k, ...rest } = h;
+  return rest;
+};
+
+/**
+ * A lane (requests answered before Fastify: the native API's, the BQP dialect's) against its Fastify
+ * route. `viaLane` goes over HTTP to this server's own port (in the cluster run s.url alternates
+ * between servers) and counts what the lane answered; `viaFastify` injects (inject never reaches a
+ * lane); `same` asserts the lane took the request and both answered byte for byte alike. `prefix` is
+ * put in front of every path.
+ */
+export function lanePair(s: TestServer, answered: () => number, prefix = '') {
+  const direct = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}${prefix}`;
+  const viaLane = async (path: string, headers: Record<string, string>): Promise<Answer & { lane: number }> => {
+    const before = answered();
+    const r = await fetch(direct + path, { headers });
+    const body = await r.text();
+    return { status: r.status, headers: comparable(Object.fromEntries(r.headers)), body, lane: answered() - before };
+  };
+  const viaFastify = async (path: string, headers: Record<string, string>): Promise<Answer> => {
+    const r = await s.app.inject({ method: 'GET', url: prefix + path, headers });
+    return { status: r.statusCode, headers: comparable(r.headers as Record<string, string>), body: r.body };
+  };
+  /** `headers` may be a function, for headers that must be made anew per request (signatures). */
+  const same = async (path: string, headers: Record<string, string> | (() => Record<string, string>) = {}): Promise<Answer> => {
+    const h = typeof headers === 'function' ? headers : () => headers;
+    const lane = await viaLane(path, h());
+    const fw = await viaFastify(path, h());
+    assert.equal(lane.lane, 1, `the lane answered ${path}`);
+    const { lane: _n, ...answer } = lane;
+    assert.deepEqual(answer, fw, `${path}: the lane and Fastify answer alike`);
+    return fw;
+  };
+  return { direct, viaLane, viaFastify, same };
 }

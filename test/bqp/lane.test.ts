@@ -8,25 +8,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { bqpLaneOf, objectsOf } from '../../src/modules/objects.js';
 import { flushRequests } from '../../src/services/usage/index.js';
-import type { TestServer } from '../helpers.js';
+import { lanePair, type Answer, type TestServer } from '../helpers.js';
 import { Client, startBqp } from './client.js';
-
-/** Headers without the ones that differ by connection and time. */
-function comparable(h: Record<string, string>): Record<string, string> {
-  const { date: _d, connection: _c, 'keep-alive': _k, ...rest } = h;
-  return rest;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
 
 describe('BQP lane', () => {
   let s: TestServer;
   let prefix: string;
   let direct: string;
+  let viaLane: ReturnType<typeof lanePair>['viaLane'];
+  let viaFastify: ReturnType<typeof lanePair>['viaFastify'];
+  let same: ReturnType<typeof lanePair>['same'];
   let user: string; // cookie header of a logged-in user
   let emp: string; // … and of an employee
   let order: number;
@@ -35,8 +26,7 @@ describe('BQP lane', () => {
   before(async () => {
     ({ s } = await startBqp());
     prefix = s.config.bqpPrefix;
-    // this server's own port (in the cluster run s.url alternates between servers)
-    direct = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}${prefix}`;
+    ({ direct, viaLane, viaFastify, same } = lanePair(s, answered, prefix));
     const u = new Client(direct);
     assert.equal((await u.call('/login', { form: { uname: 'rtest', pwd: '1234' } }))[0], 0);
     user = `userid=${u.cookies.get('userid')}`;
@@ -47,25 +37,6 @@ describe('BQP lane', () => {
   });
   after(() => s.close());
 
-  async function viaLane(path: string, headers: Record<string, string>): Promise<Answer & { lane: number }> {
-    const n = answered();
-    const r = await fetch(direct + path, { headers });
-    const body = await r.text();
-    return { status: r.status, headers: comparable(Object.fromEntries(r.headers)), body, lane: answered() - n };
-  }
-  /** Through Fastify itself (inject never reaches the lane). */
-  async function viaFastify(path: string, headers: Record<string, string>): Promise<Answer> {
-    const r = await s.app.inject({ method: 'GET', url: prefix + path, headers });
-    return { status: r.statusCode, headers: comparable(r.headers as Record<string, string>), body: r.body };
-  }
-  async function same(path: string, headers: Record<string, string> = {}): Promise<Answer> {
-    const lane = await viaLane(path, headers);
-    const fw = await viaFastify(path, headers);
-    assert.equal(lane.lane, 1, `the lane answered ${path}`);
-    const { lane: _n, ...answer } = lane;
-    assert.deepEqual(answer, fw, `${path}: the lane and Fastify answer alike`);
-    return fw;
-  }
   const json = (a: Answer) => JSON.parse(a.body);
 
   it('answers queries and gets with the bytes the route sends, in every output form', async () => {

@@ -7,60 +7,29 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { updateApp } from '../../src/core/credentials/apps.js';
 import { flushRequests } from '../../src/services/usage/index.js';
-import { bearer, operatorCreds, signedHeaders, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
+import { bearer, lanePair, operatorCreds, signedHeaders, startServer, tenantWithApp, type NativeCreds, type TestServer } from '../helpers.js';
 
 const R = '/rest/v1';
-
-/** Headers without the ones that differ by connection and time. */
-function comparable(h: Record<string, string>): Record<string, string> {
-  const { date: _d, connection: _c, 'keep-alive': _k, ...rest } = h;
-  return rest;
-}
-
-interface Answer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
 
 describe('native fast lane', () => {
   let s: TestServer;
   let direct: string;
+  let viaLane: ReturnType<typeof lanePair>['viaLane'];
+  let viaFastify: ReturnType<typeof lanePair>['viaFastify'];
+  let same: ReturnType<typeof lanePair>['same'];
   let creds: NativeCreds;
   let tenantId: number;
   let appId: number;
 
   before(async () => {
     s = await startServer();
-    // this server's own port (in the cluster run s.url alternates between servers)
-    direct = `http://127.0.0.1:${(s.app.server.address() as { port: number }).port}`;
+    ({ direct, viaLane, viaFastify, same } = lanePair(s, () => s.app.nativeLane.answered));
     const t = await tenantWithApp(s.ctx, 'lane');
     creds = t.creds;
     tenantId = t.tenantId;
     appId = t.app.id;
   });
   after(() => s.close());
-
-  /** Over HTTP (the lane takes it), with the number of requests the lane answered. */
-  async function viaLane(path: string, headers: Record<string, string>): Promise<Answer & { lane: number }> {
-    const before = s.app.nativeLane.answered;
-    const r = await fetch(direct + path, { headers });
-    const body = await r.text();
-    return { status: r.status, headers: comparable(Object.fromEntries(r.headers)), body, lane: s.app.nativeLane.answered - before };
-  }
-  /** Through Fastify itself (inject never reaches the lane). */
-  async function viaFastify(path: string, headers: Record<string, string>): Promise<Answer> {
-    const r = await s.app.inject({ method: 'GET', url: path, headers });
-    return { status: r.statusCode, headers: comparable(r.headers as Record<string, string>), body: r.body };
-  }
-  async function same(path: string, headers: () => Record<string, string>): Promise<Answer> {
-    const lane = await viaLane(path, headers());
-    const fw = await viaFastify(path, headers());
-    assert.equal(lane.lane, 1, `the lane answered ${path}`);
-    const { lane: _n, ...answer } = lane;
-    assert.deepEqual(answer, fw, `${path}: the lane and Fastify answer alike`);
-    return fw;
-  }
 
   it('answers /me, /tenants and /roles with the bytes Fastify sends, bearer and HMAC', async () => {
     const me = await same(`${R}/me`, () => bearer(creds));
