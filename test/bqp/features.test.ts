@@ -395,4 +395,21 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     assert.ok(desc.operations.user!.includes('mine') && !desc.operations.user!.includes('byStatus'));
     assert.ok(desc.operations.employee!.includes('byStatus'));
   });
+
+  it('legacy spellings: rows and _pagesz, _pagekey, _fmt, easyui sort + order', async () => {
+    const g = new Client(B);
+    const want = (await g.call('/ApiLog.query?res=id,ac&orderby=ac%20desc,id%20asc&pagesz=3'))[1];
+    assert.equal(want.d.length, 3);
+    assert.deepEqual((await g.call('/ApiLog.query?res=id,ac&sort=ac,id&order=desc,asc&rows=3'))[1], want);
+    assert.deepEqual((await g.call('/ApiLog.query?res=id,ac&sort=ac,id&order=desc&_pagesz=3'))[1].d, want.d);
+    const list = await g.call('/ApiLog.query?res=id&_fmt=list&_pagesz=2&orderby=id');
+    assert.equal(list[1].list.length, 2);
+    const next = await g.call(`/ApiLog.query?res=id&_fmt=list&_pagesz=2&orderby=id&_pagekey=${list[1].nextkey}`);
+    assert.ok(next[1].list[0].id > list[1].list[1].id);
+    const csv = await g.req('/ApiLog.query?res=id,ac&_fmt=csv&_pagesz=2');
+    assert.match(csv.headers.get('content-type') ?? '', /^application\/csv/);
+    assert.equal(csv.text.split('\n')[0], 'id,ac');
+    // sort is checked like any orderby
+    assert.equal((await g.call(`/ApiLog.query?sort=${encodeURIComponent('id; drop table x')}`))[0], 1);
+  });
 });

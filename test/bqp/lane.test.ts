@@ -101,6 +101,7 @@ describe('BQP lane', () => {
       ['/Ordr.query', { method: 'POST', headers: { cookie: user } }],
       ['/Ordr.query?fmt=csv', { headers: { cookie: user } }],
       ['/Ordr.query?fmt=excel', { headers: { cookie: user } }],
+      ['/Ordr.query?_fmt=csv', { headers: { cookie: user } }],
       ['/Ordr.query/', { headers: { cookie: user } }],
       ['/%4Frdr.query', { headers: { cookie: user } }],
       ['//Ordr.query', { headers: { cookie: user } }],

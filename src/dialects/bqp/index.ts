@@ -600,7 +600,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
     if (!/^[A-Z]\w*\.(?:query|get)$/.test(ac)) return null;
     const params = urlParams(url);
     // another call named in the parameters, a signature, or a format written as a file: the route
-    if (params._ac !== undefined || params._sign !== undefined || EXPORT_FMTS.has(str(params.fmt) ?? '')) return null;
+    if (params._ac !== undefined || params._sign !== undefined || EXPORT_FMTS.has(str(params.fmt) ?? str(params._fmt) ?? '')) return null;
     return answer(req, res, url, ac, params, ip(), id);
   };
 

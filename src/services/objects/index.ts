@@ -81,6 +81,16 @@ const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retv
 
 const sessionByHash = prepared<{ id: string }, { data: string; expires_at: number; app: string }>((db, p) => db.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', p.id));
 
+/** easyui's `sort=a,b&order=asc,desc` as an orderby (each item is then checked like any orderby). */
+function sortOrder(sort: string | undefined, order: string | undefined): string | undefined {
+  if (sort === undefined) return undefined;
+  const dirs = (order ?? '').split(',');
+  return sort
+    .split(',')
+    .map((f, i) => (dirs[i]?.trim() ? `${f.trim()} ${dirs[i].trim()}` : f.trim()))
+    .join(',');
+}
+
 const SESSIONS_TOPIC = 'bqp-sessions';
 const SESSION_CACHE_MS = 1000;
 
@@ -187,12 +197,13 @@ export class ObjectsService {
       case 'batchDel':
         return data(await batchOp(x, def, caller, op, p.cond, p.body, p.param('submode') ?? 'patch'));
       case 'query': {
-        const fmt = p.param('fmt') ?? '';
+        // legacy spellings (bqp.md §1.5): _fmt, rows / _pagesz, _pagekey, easyui's sort + order
+        const fmt = p.param('fmt') ?? p.param('_fmt') ?? '';
         const num = (n: string) => {
           const v = p.param(n);
           return v === undefined ? null : intParam(v, n);
         };
-        let pagesz = num('pagesz') ?? num('rows');
+        let pagesz = num('pagesz') ?? num('rows') ?? num('_pagesz');
         if (fmt === 'one' || fmt === 'one?') pagesz = 1;
         else if (pagesz === null && /^(array|hash|multihash|tree)/.test(fmt)) pagesz = -1;
         const qs = p.param('qsearch');
@@ -204,9 +215,9 @@ export class ObjectsService {
           gres: p.param('gres'),
           cond,
           gcond: p.gcond,
-          orderby: p.param('orderby'),
+          orderby: p.param('orderby') ?? sortOrder(p.param('sort'), p.param('order')),
           pagesz: pagesz ?? undefined,
-          pagekey: num('pagekey'),
+          pagekey: num('pagekey') ?? num('_pagekey'),
           page: num('page'),
           subRes: p.subRes,
           subParams: p.subParams,
