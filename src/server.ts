@@ -12,7 +12,7 @@ import type { Ctx } from './core/context.js';
 import { requestRecorder } from './dialects/requests.js';
 import { REST_PREFIX, restDialect } from './dialects/rest/index.js';
 import { NativeLane } from './dialects/rest/lane.js';
-import { sendProblem } from './dialects/rest/problem.js';
+import { problem, sendProblem } from './dialects/rest/problem.js';
 import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
 
@@ -80,7 +80,14 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
           if (route) {
             return void route.then(
               (r) => recordFast(req, res.statusCode, performance.now() - t0, r, ip(), id()),
-              (e: unknown) => app.log.error({ err: e, reqId: id() }, 'fast handler failed'),
+              (e: unknown) => {
+                // a bug in a fast handler: never leave the client waiting, never show a stack
+                app.log.error({ err: e, reqId: id() }, 'fast handler failed');
+                if (!res.headersSent) {
+                  res.writeHead(500, { 'content-type': 'application/problem+json; charset=utf-8' });
+                  res.end(JSON.stringify(problem(500, 'INTERNAL', 'internal error; quote the request id when reporting it', { request_id: id() })));
+                } else if (!res.writableEnded) res.destroy();
+              },
             );
           }
         }

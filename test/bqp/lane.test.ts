@@ -185,4 +185,21 @@ describe('BQP lane', () => {
     assert.equal(json(await same('/Ordr.query?res=id', { cookie: other }))[0], 2, 'sessions end with a password change');
     assert.equal((await d.call('/chpwd', { form: { oldpwd: '5678', pwd: '1234' } }))[0], 0);
   });
+
+  it('a lane that fails after taking a request still answers: 500 problem, no stack, the server goes on', async () => {
+    const lane = bqpLaneOf(s.ctx)!;
+    const real = lane.handler;
+    lane.handler = () => Promise.reject(new Error('a bug in a lane'));
+    try {
+      const r = await fetch(`${direct}/ApiLog.query`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(r.status, 500);
+      const body = (await r.json()) as { code: string; request_id: string };
+      assert.equal(body.code, 'INTERNAL');
+      assert.match(body.request_id, /^req-/);
+      assert.doesNotMatch(JSON.stringify(body), /a bug in a lane|at /);
+    } finally {
+      lane.handler = real;
+    }
+    assert.equal(json(await same('/ApiLog.query?res=id&pagesz=1'))[0], 0);
+  });
 });

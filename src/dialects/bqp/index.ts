@@ -564,8 +564,10 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
   const answer = async (req: IncomingMessage, res: ServerResponse, url: string, ac: string, params: PObj, ip: string, id: () => string): Promise<string> => {
     const started = Date.now();
     const t0 = performance.now();
-    const cookies = req.headers.cookie === undefined ? null : (app.parseCookie(req.headers.cookie) as Record<string, string | undefined>);
-    const asker: Asker = { cookie: (n) => cookies?.[n], authorization: undefined, info: () => ({ ip }) };
+    // parsed on first use, inside the try below: whatever fails is answered as the route would
+    let cookies: Record<string, string | undefined> | null | undefined;
+    const cookie = (n: string) => (cookies === undefined ? (cookies = req.headers.cookie === undefined ? null : app.parseCookie(req.headers.cookie)) : cookies)?.[n];
+    const asker: Asker = { cookie, authorization: undefined, info: () => ({ ip }) };
     const where = { get log() { return app.log.child({ reqId: id() }); }, get id() { return id(); } };
     let code = 0;
     let text: string;
