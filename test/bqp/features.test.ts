@@ -237,6 +237,19 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     assert.deepEqual((await anon.call(`/Cate.query?cond=id=${u[1]}&res=name&fmt=one`))[1], { name: 'a b中' });
     // an unknown charset is a parameter error
     assert.equal((await anon.call('/Cate.add', { body: 'name=x', method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=nope-42' } }))[0], 1);
+    // multipart text fields: GBK bytes without a charset (detected), UTF-8 as sent, the form's _charset_
+    const multipart = (fields: [string, Buffer][]) => {
+      const bnd = 'menhu-gbk-test';
+      const parts = fields.map(([k, v]) => Buffer.concat([Buffer.from(`--${bnd}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n`), v, Buffer.from('\r\n')]));
+      return { body: Buffer.concat([...parts, Buffer.from(`--${bnd}--\r\n`)]), method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${bnd}` } };
+    };
+    const m1 = await anon.call('/Cate.add', multipart([['name', iconv.encode('家用电器 gbk', 'gbk')]]));
+    const m2 = await anon.call('/Cate.add', multipart([['name', Buffer.from('数码 café', 'utf8')]]));
+    const m3 = await anon.call('/Cate.add', multipart([['_charset_', Buffer.from('GBK')], ['name', iconv.encode('手机', 'gbk')]]));
+    const m4 = await anon.call('/Cate.add', multipart([['_charset_', Buffer.from('nope-42')], ['name', Buffer.from([0xe9])]]));
+    assert.deepEqual([m1[0], m2[0], m3[0], m4[0]], [0, 0, 0, 1], JSON.stringify([m1, m2, m3, m4]));
+    const mq = await anon.call('/Cate.query?res=name&fmt=array&cond=' + encodeURIComponent(`id in (${m1[1]},${m2[1]},${m3[1]})`) + '&orderby=id');
+    assert.deepEqual(mq[1], [{ name: '家用电器 gbk' }, { name: '数码 café' }, { name: '手机' }]);
     // batchAdd: a GBK text body, and an Excel-style GBK csv file (no charset given: detected)
     const b1 = await emp.call('/Store.batchAdd?_app=emp', { body: iconv.encode('name\taddr\n三号店\t杭州\n', 'gbk'), method: 'POST', headers: { 'content-type': 'text/plain; charset=gbk' } });
     assert.equal(b1[0], 0, JSON.stringify(b1));

@@ -134,7 +134,9 @@ export class BqpLane {
 export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOptions): Promise<void> {
   const prefix = ctx.config.bqpPrefix.replace(/\/+$/, '');
 
-  await app.register(multipart, { limits: { fileSize: Math.min(ctx.config.uploadLimit, 20 * 1024 * 1024), files: 20, fields: 200, parts: 220 } });
+  // text fields arrive as their bytes (latin1 is 1:1) and are decoded below: UTF-8, the form's
+  // `_charset_` or Content-Type charset, else GB18030 when they are not valid UTF-8 (old GBK forms)
+  await app.register(multipart, { defCharset: 'latin1', limits: { fileSize: Math.min(ctx.config.uploadLimit, 20 * 1024 * 1024), files: 20, fields: 200, parts: 220 } });
   // Bodies in another charset than UTF-8 (Content-Type `…; charset=gbk`, as Chinese clients send)
   // are decoded before they are parsed; an unknown charset is a parameter error.
   // text bodies stay bytes (the '*' parser below): batchAdd decodes them by charset or detection
@@ -465,6 +467,8 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
           if (part.type === 'file') files.push({ field: part.fieldname, name: part.filename || part.fieldname, data: await part.toBuffer() });
           else flat[part.fieldname] = String(part.value);
         }
+        const cs = flat._charset_ ? flat._charset_.toLowerCase() : charsetOf(req);
+        for (const [k, v] of Object.entries(flat)) flat[k] = fieldText(v, cs);
         (req as { bqpFiles?: typeof files }).bqpFiles = files;
         body = nestForm(flat);
         rawBody = body;
@@ -633,6 +637,16 @@ function decodeText(b: Buffer, cs: string | null | undefined): string {
   } catch {
     return iconv.decode(b, 'gb18030');
   }
+}
+
+/**
+ * A multipart text field, received as latin1 (its bytes): decoded in the given charset, else as
+ * UTF-8 when valid, else GB18030. A value with characters above U+00FF was decoded by an explicit
+ * per-part charset already and is kept.
+ */
+function fieldText(v: string, cs: string | null): string {
+  if (/[^\x00-\xff]/.test(v) || !/[\x80-\xff]/.test(v)) return v;
+  return decodeText(Buffer.from(v, 'latin1'), cs);
 }
 
 /** An urlencoded body whose %XX bytes (and raw bytes) are text in `cs`: like fast-querystring, repeated keys make arrays. */
