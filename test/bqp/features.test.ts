@@ -30,6 +30,7 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
             one: { op: 'get', set: { res: 'id,amount' } },
           };
           x.objects.Ordr.acl.user.ops.push('mine', 'one');
+          x.objects.Item = { fields: ['id', 'name', 'flags', 'props'], acl: { guest: { ops: '*' } } };
         }),
       },
     }));
@@ -424,5 +425,33 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     assert.equal(csv.text.split('\n')[0], 'id,ac');
     // sort is checked like any orderby
     assert.equal((await g.call(`/ApiLog.query?sort=${encodeURIComponent('id; drop table x')}`))[0], 1);
+  });
+
+  it('flags and props: flag_x / prop_x in add, set, cond, res and orderby; object rows show them', async () => {
+    const g = new Client(B);
+    const a = (await g.call('/Item.add', { form: { name: 'a', flag_a: '1', flag_b: '1', prop_vip: '1' } }))[1];
+    const b = (await g.call('/Item.add', { form: { name: 'b', flags: 'c', prop_new_user: '1', prop_vip: '0' } }))[1];
+    assert.deepEqual((await g.call(`/Item.get?id=${a}`))[1], { id: a, name: 'a', flags: 'ab', props: 'vip', flag_a: 1, flag_b: 1, prop_vip: 1 });
+    assert.deepEqual((await g.call(`/Item.get?id=${b}`))[1], { id: b, name: 'b', flags: 'c', props: 'new_user', flag_c: 1, prop_new_user: 1 });
+    // set changes the stored value bit by bit
+    assert.equal((await g.call(`/Item.set?id=${a}`, { form: { flag_a: '0', flag_c: '1', prop_vip: '1', prop_gold: '1' } }))[0], 0);
+    assert.deepEqual((await g.call(`/Item.get?id=${a}&res=flags,props`))[1], { flags: 'bc', props: 'vip gold', flag_b: 1, flag_c: 1, prop_vip: 1, prop_gold: 1 });
+    const ids = (q: string) => g.call(`/Item.query?res=id&fmt=array&orderby=id&cond=${encodeURIComponent(q)}`).then((r) => r[1]?.map((x: any) => x.id) ?? r);
+    assert.deepEqual(await ids('flag_c=1'), [a, b]);
+    assert.deepEqual(await ids('flag_b=1 and flag_a=0'), [a]);
+    assert.deepEqual(await ids('flag_C=1'), [], 'flags are case-sensitive');
+    assert.deepEqual(await ids('prop_new_user=1'), [b]);
+    assert.deepEqual(await ids('prop_new=1'), [], 'a prop is a whole word');
+    assert.deepEqual(await ids('prop_vip=1'), [a]);
+    // as columns of a table, and in orderby
+    const t = await g.call(`/Item.query?res=id,flag_b,prop_gold&orderby=flag_b%20desc,id&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
+    assert.deepEqual(t[1].h, ['id', 'flag_b', 'prop_gold']);
+    assert.deepEqual(t[1].d, [[a, 1, 1], [b, 0, 0]]);
+    // bad values, names, and objects without the field
+    assert.equal((await g.call(`/Item.set?id=${a}`, { form: { flag_a: '2' } }))[0], 1);
+    assert.equal((await g.call(`/Item.set?id=${a}`, { form: { flag_ab: '1' } }))[0], 3);
+    assert.equal((await g.call(`/Item.set?id=${a}`, { form: { prop_x: '1', prop_y: '1', prop_zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz: '1', prop_wwwwwwwwwwwwwwwwwww: '1' } }))[0], 1, 'longer than the field');
+    assert.equal((await g.call('/ApiLog.query?cond=flag_a%3D1'))[0], 3);
+    assert.equal((await g.call(`/Item.set?id=999999`, { form: { flag_a: '1' } }))[0], 1);
   });
 });

@@ -8,7 +8,7 @@ import { hashPassword } from '../../core/crypto.js';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, normDate, type Node } from './expr.js';
 import { aclFor, filterSql, intParam, ObjScope, requireOp, runQuery, scopeFor, type Caller, type Dialect } from './query.js';
-import type { Acl, FieldDef, ObjectDef, Schema } from './schema.js';
+import { FLAG_RE, PROP_RE, type Acl, type FieldDef, type ObjectDef, type Schema } from './schema.js';
 
 export interface Exec {
   db: Kysely<any>;
@@ -98,16 +98,47 @@ interface Parsed {
   values: Record<string, unknown>;
   subs: [string, unknown][];
   given: number;
+  /** flag_x / prop_x fields: letters or words to add (true) or remove (false) */
+  bits: { flags: Map<string, boolean>; props: Map<string, boolean> };
+}
+
+function checkBits(def: ObjectDef, f: 'flags' | 'props', v: string | null): string | null {
+  const len = def.fields.get(f)!.len;
+  if (v !== null && len > 0 && v.length > len) bad(`\`${f}\` would be longer than ${len} characters`, f);
+  return v;
+}
+
+/** A flags (letters) or props (words) value with bits set and cleared; null when nothing is left. */
+export function applyBits(field: 'flags' | 'props', old: unknown, bits: Map<string, boolean>): string | null {
+  const cur = typeof old === 'string' ? old : '';
+  const items = field === 'flags' ? [...cur].filter((c) => c.trim()) : cur.split(/\s+/).filter(Boolean);
+  for (const [b, on] of bits) {
+    const at = items.indexOf(b);
+    if (on && at < 0) items.push(b);
+    if (!on) while (items.includes(b)) items.splice(items.indexOf(b), 1);
+  }
+  return items.length ? items.join(field === 'flags' ? '' : ' ') : null;
 }
 
 async function parseFields(x: Exec, def: ObjectDef, acl: Acl, body: Record<string, unknown>, mode: 'add' | 'set', allow: Set<string> = new Set()): Promise<Parsed> {
   const values: Record<string, unknown> = {};
   const subs: [string, unknown][] = [];
+  const bits: Parsed['bits'] = { flags: new Map(), props: new Map() };
   let given = 0;
   for (const [k0, raw] of Object.entries(body)) {
     if (isReserved(k0) || k0 === 'id') continue;
     if (def.subobj.has(k0)) {
       subs.push([k0, raw]);
+      continue;
+    }
+    const bit = def.fields.has(k0) ? null : FLAG_RE.exec(k0) ? (['flags', FLAG_RE.exec(k0)![1]] as const) : PROP_RE.exec(k0) ? (['props', PROP_RE.exec(k0)![1]] as const) : null;
+    if (bit && def.fields.has(bit[0])) {
+      if ((def.readonly.has(bit[0]) || acl.readonly.has(bit[0])) && !allow.has(bit[0])) throw new DomainError('FORBIDDEN', `set readonly field ${def.name}.\`${bit[0]}\``, { field: k0 });
+      const v = raw === undefined || raw === null ? '' : String(raw).trim();
+      if (v === '') continue;
+      if (v !== '0' && v !== '1') bad(`\`${k0}\` must be 0 or 1`, k0);
+      bits[bit[0]].set(bit[1], v === '1');
+      given++;
       continue;
     }
     const f = def.fields.get(k0);
@@ -123,7 +154,9 @@ async function parseFields(x: Exec, def: ObjectDef, acl: Acl, body: Record<strin
     if (def.passwords.has(k0) && typeof v === 'string' && v.length > 200) bad(`\`${def.name}.${k0}\` is longer than 200 characters`, k0);
     values[k0] = def.passwords.has(k0) && typeof v === 'string' && v !== '' ? await hashPassword(v) : v;
   }
-  return { values, subs, given };
+  // on add the bits apply to the value given (or none); set applies them to the stored value
+  if (mode === 'add') for (const f of ['flags', 'props'] as const) if (bits[f].size) values[f] = checkBits(def, f, applyBits(f, values[f], bits[f]));
+  return { values, subs, given, bits };
 }
 
 export interface AddOptions {
@@ -191,6 +224,13 @@ export async function setObj(x: Exec, def: ObjectDef, caller: Caller, id: number
   const filter = filterSql(def, acl, caller, '');
   const sl = def.statusLog && def.statusLog.field in p.values ? def.statusLog : null;
   let old: unknown = undefined;
+  const bitFields = (['flags', 'props'] as const).filter((f) => p.bits[f].size);
+  if (bitFields.length) {
+    // read-modify-write inside the call's transaction
+    const r = (await sql<Record<string, unknown>>`select ${sql.join(bitFields.map((f) => sql.ref(f)))} from ${sql.table(def.table)} where ${sql.join([sql`${sql.ref('id')} = ${id}`, ...filter], sql` and `)}`.execute(x.db)).rows[0];
+    if (!r) bad('操作对象不存在或无权限修改');
+    for (const f of bitFields) p.values[f] = checkBits(def, f, applyBits(f, f in p.values ? p.values[f] : r![f], p.bits[f]));
+  }
   if (filter.length || sl || p.subs.length) {
     const r = (await sql<Record<string, unknown>>`select ${sql.ref('id')}${sl ? sql`, ${sql.ref(sl.field)} as ${sql.id('s')}` : sql``} from ${sql.table(def.table)} where ${sql.join([sql`${sql.ref('id')} = ${id}`, ...filter], sql` and `)}`.execute(x.db)).rows[0];
     if (!r) {

@@ -166,7 +166,7 @@ export class ObjectsService {
     const getOne = async (id: number, res: string | undefined, op: string = perm) => {
       const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, subParams: p.subParams, disableSubobjOptimize: p.param('disableSubobjOptimize') === '1', orderby: '' });
       if (!r.rows.length) throw new DomainError('VALIDATION', `not found \`${def.name}.id\`=\`${id}\``);
-      return Object.fromEntries(r.cols.map((c, i) => [c, r.rows[0][i]]));
+      return rowsToObjects(r)[0];
     };
     switch (op) {
       case 'get':

@@ -11,7 +11,21 @@ const bad = (msg: string, userMessage?: string): never => {
 };
 
 export function rowsToObjects(r: QueryResult): Record<string, unknown>[] {
-  return r.rows.map((row) => Object.fromEntries(r.cols.map((c, i) => [c, row[i]])));
+  const bits = r.cols.includes('flags') || r.cols.includes('props');
+  return r.rows.map((row) => {
+    const o = Object.fromEntries(r.cols.map((c, i) => [c, row[i]]));
+    return bits ? withBits(o) : o;
+  });
+}
+
+/**
+ * A row as an object shows its `flags` letters as `flag_x: 1` and its `props` words as `prop_x: 1`
+ * (bqp.md §1.5), beside the fields themselves; table output (h/d) does not (ask for `res=flag_x`).
+ */
+export function withBits(o: Record<string, unknown>): Record<string, unknown> {
+  if (typeof o.flags === 'string') for (const c of o.flags) if (/^[A-Za-z0-9]$/.test(c)) o[`flag_${c}`] ??= 1;
+  if (typeof o.props === 'string') for (const w of o.props.split(/\s+/)) if (/^\w{1,32}$/.test(w)) o[`prop_${w}`] ??= 1;
+  return o;
 }
 
 /** Drops the named result columns (hiddenFields=a,b). */

@@ -6,7 +6,7 @@ import { sql, type CompiledQuery, type Kysely, type RawBuilder } from 'kysely';
 import { readRows } from '../../core/db/index.js';
 import { DomainError } from '../../core/errors.js';
 import { Compiler, decToInt, isBool, Parser, tokenize, type Compiled, type CompileScope, type Lit, type Node, type Resolved, type VType } from './expr.js';
-import { STD_OPS, type Acl, type FieldDef, type ObjectDef, type Role, type Schema, type SubobjDef } from './schema.js';
+import { FLAG_RE, PROP_RE, STD_OPS, type Acl, type FieldDef, type ObjectDef, type Role, type Schema, type SubobjDef } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -221,7 +221,22 @@ export class ObjScope {
       this.joins.add(v.join);
       return { sql: sql.ref(`${v.join}.${v.field}`), type: fieldType(v.def) };
     }
-    return this.bucket(name);
+    return this.bit(name) ?? this.bucket(name);
+  }
+
+  /**
+   * `flag_x` / `prop_x`: 1 when the letter is in the `flags` field / the word in the space-separated
+   * `props` field, else 0 (bqp.md §1.5). Case-sensitive (instr / strpos, not LIKE); values bound.
+   */
+  private bit(name: string): Resolved | null {
+    const m = FLAG_RE.exec(name) ?? PROP_RE.exec(name);
+    const field = name.startsWith('flag_') ? 'flags' : 'props';
+    if (!m || !this.def.fields.has(field) || this.def.hidden.has(field)) return null;
+    const col = sql`coalesce(${sql.ref(`t0.${field}`)}, ${''})`;
+    const hay = field === 'flags' ? col : sql`(${' '} || ${col} || ${' '})`;
+    const needle = field === 'flags' ? m[1] : ` ${m[1]} `;
+    const pos = this.dialect === 'postgres' ? sql`strpos(${hay}, ${needle})` : sql`instr(${hay}, ${needle})`;
+    return { sql: sql`(case when ${pos} > 0 then 1 else 0 end)`, type: { k: 'num', scale: 0, real: false } };
   }
 
   canonical(name: string): string {

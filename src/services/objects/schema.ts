@@ -77,6 +77,10 @@ export interface MethodDef {
   set: Record<string, string>;
 }
 
+/** `flag_x` (one letter or digit of an object's `flags` field) and `prop_x` (one word of its space-separated `props` field). */
+export const FLAG_RE = /^flag_([A-Za-z0-9])$/;
+export const PROP_RE = /^prop_(\w{1,32})$/;
+
 /** The query parameters a method may fix. */
 export const METHOD_SET = ['res', 'cond', 'orderby', 'fmt', 'pagesz', 'gres', 'distinct'] as const;
 
