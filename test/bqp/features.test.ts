@@ -447,6 +447,12 @@ describe('BQP dup, batchSet, batchDel and query options', () => {
     const t = await g.call(`/Item.query?res=id,flag_b,prop_gold&orderby=flag_b%20desc,id&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
     assert.deepEqual(t[1].h, ['id', 'flag_b', 'prop_gold']);
     assert.deepEqual(t[1].d, [[a, 1, 1], [b, 0, 0]]);
+    // a table with the flags field gets the rows' flag_x as extra columns (1 or null), like the reference
+    const tf = await g.call(`/Item.query?res=id,flags&orderby=id&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
+    assert.deepEqual(tf[1].h, ['id', 'flags', 'flag_b', 'flag_c']);
+    assert.deepEqual(tf[1].d, [[a, 'bc', 1, 1], [b, 'c', null, 1]]);
+    const csv = await g.req(`/Item.query?res=id,props&fmt=csv&orderby=id&cond=${encodeURIComponent(`id in (${a},${b})`)}`);
+    assert.equal(csv.text, `id,props,prop_vip,prop_gold,prop_new_user\n${a},vip gold,1,1,\n${b},new_user,,,1\n`);
     // bad values, names, and objects without the field
     assert.equal((await g.call(`/Item.set?id=${a}`, { form: { flag_a: '2' } }))[0], 1);
     assert.equal((await g.call(`/Item.set?id=${a}`, { form: { flag_ab: '1' } }))[0], 3);

@@ -8,7 +8,7 @@ import type { FastifyReply } from 'fastify';
 import iconv from 'iconv-lite';
 import type { ErrorCode } from '../../core/errors.js';
 import type { QueryResult } from '../../services/objects/index.js';
-import { rowsToObjects } from '../../services/objects/post.js';
+import { rowsToObjects, withBitColumns } from '../../services/objects/post.js';
 
 export const E = { ABORT: -100, AUTHFAIL: -1, OK: 0, PARAM: 1, NOAUTH: 2, DB: 3, SERVER: 4, FORBIDDEN: 5 } as const;
 
@@ -182,7 +182,10 @@ export const EXPORT_FMTS: ReadonlySet<string> = new Set(['csv', 'txt', 'html', '
 /** Shapes a query result for the JSON formats; returns undefined for the export formats. */
 export function shapeQuery(r: QueryResult, fmt: string): { ok: true; data: unknown } | { ok: false; internal: string; message: string } | undefined {
   const paging = () => ({ ...(r.nextkey !== undefined ? { nextkey: r.nextkey } : {}), ...(r.total !== undefined ? { total: r.total } : {}), ...(r.stat !== undefined ? { stat: r.stat } : {}) });
-  if (fmt === '') return { ok: true, data: { h: r.rows.length ? r.cols : [], d: r.rows, ...paging() } };
+  if (fmt === '') {
+    const t = withBitColumns(r);
+    return { ok: true, data: { h: t.rows.length ? t.cols : [], d: t.rows, ...paging() } };
+  }
   if (fmt === 'list') return { ok: true, data: { list: rowsToObjects(r), ...paging() } };
   if (fmt === 'array') return { ok: true, data: rowsToObjects(r) };
   if (fmt === 'one') {
@@ -224,7 +227,8 @@ function disposition(fname: string, ext: string, attachment = true): string {
 }
 
 /** Writes an export format (csv, txt, html, excel, excelcsv) to the reply. */
-export async function sendExport(reply: FastifyReply, r: QueryResult, fmt: string, fname: string): Promise<FastifyReply> {
+export async function sendExport(reply: FastifyReply, result: QueryResult, fmt: string, fname: string): Promise<FastifyReply> {
+  const r = withBitColumns(result);
   reply.code(200).header('Cache-Control', 'no-cache');
   if (fmt === 'txt') {
     const body = [r.cols, ...r.rows].map((row) => row.map((v) => cellText(v).replace(/[\t\r\n]/g, ' ')).join('\t')).join('\n') + '\n';

@@ -19,6 +19,21 @@ export function rowsToObjects(r: QueryResult): Record<string, unknown>[] {
 }
 
 /**
+ * A table (h/d, and the file exports) shows the `flag_x` / `prop_x` of its rows as extra columns
+ * after the selected ones, in the order they first occur, 1 or null — as the reference's
+ * objarr2table($rows, $fixedColCnt) does.
+ */
+export function withBitColumns(r: QueryResult): QueryResult {
+  if (!r.cols.includes('flags') && !r.cols.includes('props')) return r;
+  const objs = rowsToObjects(r);
+  const extra: string[] = [];
+  const seen = new Set(r.cols);
+  for (const o of objs) for (const k of Object.keys(o)) if (!seen.has(k)) (seen.add(k), extra.push(k));
+  if (!extra.length) return r;
+  return { ...r, cols: [...r.cols, ...extra], rows: r.rows.map((row, i) => [...row, ...extra.map((k) => objs[i][k] ?? null)]) };
+}
+
+/**
  * A row as an object shows its `flags` letters as `flag_x: 1` and its `props` words as `prop_x: 1`
  * (bqp.md §1.5), beside the fields themselves; table output (h/d) does not (ask for `res=flag_x`).
  */
