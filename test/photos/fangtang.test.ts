@@ -111,6 +111,27 @@ describe('Fangtang dialect (seed 001)', () => {
     assert.deepEqual(left, []);
   });
 
+  it('status progress moves while the model runs, though onnxruntime reports nothing until it ends', async () => {
+    const up = await upload(A, { repair_type: 'sr' }, await png(sceneSvg(900, 900)));
+    assert.equal(up.json.code, 200, up.text);
+    const seen: number[] = [];
+    let done = false;
+    const run = runNext().finally(() => (done = true));
+    const t0 = Date.now();
+    while (!done) {
+      const st = (await status(A, up.json.data.mdf)).json;
+      if (st.data?.status === 100) seen.push(st.data.progress);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    await run;
+    const ms = Date.now() - t0;
+    assert.equal((await status(A, up.json.data.mdf)).json.data.progress, 100);
+    const between = seen.filter((p) => p > 10 && p < 95);
+    // the server moves progress every 500 ms inside a run: a run of 1.5 s or more must show it
+    if (ms >= 1500) assert.ok(between.length > 0, `no progress between 10 and 95 % in ${ms} ms: ${seen.join(',')}`);
+    assert.deepEqual([...seen].sort((x, y) => x - y), seen, 'progress never goes back');
+  });
+
   it('runs the model in a child process below the server’s priority, kept for the next job', async () => {
     const pool = photoPool(s.ctx);
     const pids: number[] = [];

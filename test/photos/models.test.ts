@@ -70,6 +70,19 @@ describe('sr: ESRGAN-slim (RDN) weights from npm, rebuilt as ONNX', () => {
     assert.ok(maxd <= 1 && differ <= want.length / 1000, `${differ} of ${want.length} bytes differ, by up to ${maxd}`);
   });
 
+  it('announces each run with its expected length before it starts (the run itself reports nothing)', async () => {
+    const img = await rawRgb(await png(sceneSvg(120, 90)));
+    const s = await srSession(2, 0);
+    const events: string[] = [];
+    const expect: number[] = [];
+    await superResolve(s, img, 2, 40, (d, n) => events.push(`tile ${d}/${n}`), undefined, undefined, (d, n, ms) => (events.push(`run ${d}/${n}`), expect.push(ms)));
+    const n = expect.length;
+    assert.ok(n >= 4, `${n} tiles`);
+    // every run is announced before its tile is done, in order
+    assert.deepEqual(events, Array.from({ length: n }, (_, i) => [`run ${i}/${n}`, `tile ${i + 1}/${n}`]).flat());
+    assert.ok(expect.every((ms) => ms > 0 && Number.isFinite(ms)), JSON.stringify(expect));
+  });
+
   it('tiles with overlap: a tiled pass equals one pass over the whole image', async () => {
     const img = await rawRgb(await png(sceneSvg(70, 52)));
     const s = await srSession(2, 0);

@@ -21,6 +21,8 @@ export { parseRecipe, parseRgb, parseSteps } from './steps.js';
 
 export const QUOTA_SERVICE = 'fangtang';
 export const JOB_KIND = 'photos.process';
+/** How often a job's progress moves (one write each) while its child is inside a run that reports nothing. */
+const PROGRESS_TICK_MS = 500;
 
 /** Formats accepted for upload, with the extension and type their stored copy gets. */
 const FORMATS: Record<string, { ext: string; type: string }> = {
@@ -385,16 +387,37 @@ export function photoJobHandler(ctx: Ctx): JobHandler {
       const { recipe } = JSON.parse(job.payload) as { recipe: Recipe };
       const { data } = await ctx.blobs.get(row.input_key);
       let pending = Promise.resolve();
-      const r = await photoPool(ctx).run({
-        id: job.id,
-        input: data,
-        recipe,
-        options: processOptions(ctx),
-        signal: ctl.signal,
-        onProgress: (p) => {
-          pending = pending.then(() => ctl.progress(Math.min(0.99, p))).catch(() => {});
-        },
-      });
+      const report = (p: number) => {
+        pending = pending.then(() => ctl.progress(Math.min(0.99, p))).catch(() => {});
+      };
+      // while the child is inside a run it announced (onnxruntime reports nothing until it ends),
+      // progress moves towards the run's end by the time it is expected to take, up to 95 % of the way
+      let moving: ReturnType<typeof setInterval> | null = null;
+      const stop = () => {
+        if (moving) clearInterval(moving);
+        moving = null;
+      };
+      let r;
+      try {
+        r = await photoPool(ctx).run({
+          id: job.id,
+          input: data,
+          recipe,
+          options: processOptions(ctx),
+          signal: ctl.signal,
+          onProgress: (p, next) => {
+            stop();
+            report(p);
+            if (next && next.ms > 0 && next.to > p) {
+              const t0 = Date.now();
+              moving = setInterval(() => report(p + (next.to - p) * Math.min(0.95, (Date.now() - t0) / next.ms)), PROGRESS_TICK_MS);
+              moving.unref?.();
+            }
+          },
+        });
+      } finally {
+        stop();
+      }
       await pending;
       const key = outKey(Number(row.tenant_id), job.id, r.contentType === 'image/png' ? 'png' : 'jpg');
       // Expiry is set again (to end + retention) when the job is marked done; this bounds an orphan.

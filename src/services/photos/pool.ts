@@ -16,7 +16,8 @@ export interface PoolTask {
   input: Buffer;
   recipe: Recipe;
   options: ProcessOptions;
-  onProgress?: (p: number) => void;
+  /** progress, and where a run that reports nothing until it ends should be after `next.ms` */
+  onProgress?: (p: number, next?: { to: number; ms: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -113,7 +114,7 @@ export class PhotoPool extends EventEmitter {
       return await new Promise<ProcessResult>((resolve, reject) => {
         const onMessage = (m: any) => {
           if (m?.id !== task.id) return;
-          if (m.type === 'progress') task.onProgress?.(m.p);
+          if (m.type === 'progress') task.onProgress?.(m.p, typeof m.to === 'number' && typeof m.ms === 'number' ? { to: m.to, ms: m.ms } : undefined);
           else if (m.type === 'done') {
             cleanup();
             const r = m.result as ProcessResult;

@@ -193,6 +193,14 @@ export function toPlanar(img: Rgb, t: Pick<Tile, 'px0' | 'py0' | 'px1' | 'py1'>)
  * context (the network's receptive radius) that are cut off the output, so the result equals one
  * pass over the whole image.
  */
+/**
+ * Milliseconds per input pixel of this process's recent sr runs (an average): the expected length of
+ * the next run, announced before it starts (onnxruntime blocks this process's event loop for the
+ * whole run and reports nothing until it ends; one run is the whole image by default), so that the
+ * server can move the job's progress meanwhile. Seeded with ~2.5 s per megapixel.
+ */
+let srMsPerPixel = 2.5e-3;
+
 export async function superResolve(
   session: ort.InferenceSession,
   img: Rgb,
@@ -201,6 +209,7 @@ export async function superResolve(
   onTile?: (done: number, total: number) => void,
   clock?: { model: number },
   margin: number = srMargin(scale),
+  onRun?: (done: number, total: number, expectedMs: number) => void,
 ): Promise<Rgb> {
   const { width: w, height: h } = img;
   const W = w * scale;
@@ -212,9 +221,15 @@ export async function superResolve(
   for (const t of tiles) {
     const pw = t.px1 - t.px0, ph = t.py1 - t.py0;
     const input = new ort.Tensor('uint8', cropRgb(img, t), [1, ph, pw, 3]);
+    if (onRun) {
+      onRun(done, tiles.length, srMsPerPixel * pw * ph);
+      await new Promise((r) => setImmediate(r)); // let the announcement leave before the run blocks
+    }
     const t0 = performance.now();
     const res = await session.run({ input });
-    if (clock) clock.model += performance.now() - t0;
+    const ms = performance.now() - t0;
+    if (clock) clock.model += ms;
+    srMsPerPixel = 0.5 * srMsPerPixel + (0.5 * ms) / (pw * ph);
     const o = res.output.data as Uint8Array;
     onTile?.(++done, tiles.length);
     if (!out) return { data: o, width: W, height: h * scale };
@@ -328,7 +343,10 @@ export async function replaceBackground(img: Rgb, mask: Uint8Array, rgb: [number
 
 // ---------------------------------------------------------------------------------------------
 
-export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessOptions, progress: (p: number) => void): Promise<ProcessResult> {
+/** Progress in [0, 1]; `next`: the work now starting should reach `to` in about `ms` (a run that reports nothing until it ends). */
+export type Progress = (p: number, next?: { to: number; ms: number }) => void;
+
+export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessOptions, progress: Progress): Promise<ProcessResult> {
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   const clock = { model: 0 };
@@ -373,7 +391,8 @@ export async function processPhoto(input: Buffer, recipe: Recipe, opts: ProcessO
     } else if (step === 'sr') {
       const session = await srSession(opts.srScale, opts.threads);
       progress(0.1);
-      img = await superResolve(session, img, opts.srScale, opts.tile, (d, n) => progress(0.1 + (0.85 * d) / n), clock);
+      const at = (d: number, n: number) => 0.1 + (0.85 * d) / n;
+      img = await superResolve(session, img, opts.srScale, opts.tile, (d, n) => progress(at(d, n)), clock, undefined, (d, n, ms) => progress(at(d, n), { to: at(d + 1, n), ms }));
     }
   }
   const t0 = performance.now();

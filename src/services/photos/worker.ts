@@ -25,12 +25,17 @@ const send = (m: unknown): void => {
 process.on('message', (m: RunMessage) => {
   if (m?.type !== 'run') return;
   const input = Buffer.from(m.input.buffer, m.input.byteOffset, m.input.byteLength);
+  // each progress report is a write on the server: at most one per whole percent and 500 ms,
+  // except the steps' own marks (10 % and up to it, 95 % and beyond) and announced runs
   let last = -1;
-  processPhoto(input, m.recipe, m.options, (p) => {
+  let lastAt = 0;
+  processPhoto(input, m.recipe, m.options, (p, next) => {
     const pct = Math.round(p * 100);
-    if (pct !== last) {
+    const now = performance.now();
+    if (next || (pct !== last && (pct <= 10 || pct >= 95 || now - lastAt >= 500))) {
       last = pct;
-      send({ type: 'progress', id: m.id, p });
+      lastAt = now;
+      send({ type: 'progress', id: m.id, p, ...(next ? { to: next.to, ms: next.ms } : {}) });
     }
   }).then(
     (result) => send({ type: 'done', id: m.id, result }),
