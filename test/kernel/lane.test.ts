@@ -85,8 +85,15 @@ describe('native fast lane', () => {
 
     // rate limit 1/s: each path gets its own app, so each sees one allowed call then a refusal
     const limited = [await tenantWithApp(s.ctx, 'lane-rl1', { rateLimit: 1 }), await tenantWithApp(s.ctx, 'lane-rl2', { rateLimit: 1 })];
+    // each pair starts early in a second, so that both calls fall in one window (Redis windows are aligned to the clock)
+    const earlyInSecond = async () => {
+      const ms = Date.now() % 1000;
+      if (ms > 300) await new Promise((r) => setTimeout(r, 1020 - ms));
+    };
+    await earlyInSecond();
     assert.equal((await viaLane(path, bearer(limited[0].creds))).status, 200);
     const a = await viaLane(path, bearer(limited[0].creds));
+    await earlyInSecond();
     assert.equal((await viaFastify(path, bearer(limited[1].creds))).status, 200);
     const b = await viaFastify(path, bearer(limited[1].creds));
     assert.equal(a.status, 429);
