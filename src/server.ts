@@ -12,7 +12,7 @@ import type { Ctx } from './core/context.js';
 import { requestRecorder } from './dialects/requests.js';
 import { REST_PREFIX, restDialect } from './dialects/rest/index.js';
 import { NativeLane } from './dialects/rest/lane.js';
-import { problem, sendProblem } from './dialects/rest/problem.js';
+import { problemOf, sendProblem } from './dialects/rest/problem.js';
 import { MODULES } from './modules/index.js';
 import { REDACT } from './platform.js';
 
@@ -82,10 +82,10 @@ export async function buildServer(ctx: Ctx, opts: ServerOptions = {}): Promise<F
               (r) => recordFast(req, res.statusCode, performance.now() - t0, r, ip(), id()),
               (e: unknown) => {
                 // a bug in a fast handler: never leave the client waiting, never show a stack
-                app.log.error({ err: e, reqId: id() }, 'fast handler failed');
+                const p = problemOf({ kind: 'internal', error: e }, () => app.log.child({ reqId: id() }), id);
                 if (!res.headersSent) {
-                  res.writeHead(500, { 'content-type': 'application/problem+json; charset=utf-8' });
-                  res.end(JSON.stringify(problem(500, 'INTERNAL', 'internal error; quote the request id when reporting it', { request_id: id() })));
+                  res.writeHead(p.body.status, { 'content-type': 'application/problem+json; charset=utf-8' });
+                  res.end(JSON.stringify(p.body));
                 } else if (!res.writableEnded) res.destroy();
               },
             );

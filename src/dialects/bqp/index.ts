@@ -15,7 +15,7 @@ import { verifyBasic, verifyBqpSign, type CallInfo } from '../../core/credential
 import type { FastHandler } from '../../module.js';
 import { recorder } from '../../services/usage/index.js';
 import { DomainError, isDomainError } from '../../core/errors.js';
-import { callerOf, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
+import { callerOf, queryFmt, type AppType, type Caller, type ObjectsService, type ObjParams, type SessionData } from '../../services/objects/index.js';
 import { andAll, condTree, intParam, type SubParams } from '../../services/objects/query.js';
 import { parseTable } from '../../services/objects/crud.js';
 import { contentDisposition, findFile, upload, type UploadPart } from '../../services/objects/files.js';
@@ -606,7 +606,7 @@ export async function bqpDialect(app: FastifyInstance, { ctx, svc, lane }: BqpOp
     if (!/^[A-Z]\w*\.(?:query|get)$/.test(ac)) return null;
     const params = urlParams(url);
     // another call named in the parameters, a signature, or a format written as a file: the route
-    if (params._ac !== undefined || params._sign !== undefined || EXPORT_FMTS.has(str(params.fmt) ?? str(params._fmt) ?? '')) return null;
+    if (params._ac !== undefined || params._sign !== undefined || EXPORT_FMTS.has(queryFmt((n) => str(params[n])))) return null;
     return answer(req, res, url, ac, params, ip(), id);
   };
 

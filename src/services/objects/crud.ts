@@ -131,7 +131,9 @@ async function parseFields(x: Exec, def: ObjectDef, acl: Acl, body: Record<strin
       subs.push([k0, raw]);
       continue;
     }
-    const bit = def.fields.has(k0) ? null : FLAG_RE.exec(k0) ? (['flags', FLAG_RE.exec(k0)![1]] as const) : PROP_RE.exec(k0) ? (['props', PROP_RE.exec(k0)![1]] as const) : null;
+    const fm = def.fields.has(k0) ? null : FLAG_RE.exec(k0);
+    const pm = def.fields.has(k0) || fm ? null : PROP_RE.exec(k0);
+    const bit = fm ? (['flags', fm[1]] as const) : pm ? (['props', pm[1]] as const) : null;
     if (bit && def.fields.has(bit[0])) {
       if ((def.readonly.has(bit[0]) || acl.readonly.has(bit[0])) && !allow.has(bit[0])) throw new DomainError('FORBIDDEN', `set readonly field ${def.name}.\`${bit[0]}\``, { field: k0 });
       const v = raw === undefined || raw === null ? '' : String(raw).trim();

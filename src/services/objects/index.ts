@@ -15,7 +15,7 @@ import { addObj, batchAdd, batchOp, delIf, delObj, dupObj, isReserved, setIf, se
 import { findFile, type FileRow } from './files.js';
 import { syncSchema } from './ddl.js';
 import type { Node } from './expr.js';
-import { aclFor, andAll, condTree, deny, fetchRows, filterSql, intParam, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult, type SubParams } from './query.js';
+import { aclFor, andAll, col, condTree, deny, fetchRows, filterSql, intParam, lit, qsearchTree, requireOp, runQuery, splitCols, type Caller, type QueryResult, type SubParams } from './query.js';
 import { dropColumns, makeTree, pivot, rowsToObjects, sumRow } from './post.js';
 import { loadSchemaFile, ROLES, STD_OPS, type FieldType, type MethodDef, type ObjectDef, type Role, type Schema } from './schema.js';
 import './tables.js';
@@ -80,6 +80,9 @@ export function isAttachmentField(name: string, type: FieldType): boolean {
 const LOG_FIELDS = ['tm', 'addr', 'ua', 'app', 'ses', 'userId', 'ac', 't', 'retval', 'req', 'res', 'reqsz', 'ressz', 'ver'] as const;
 
 const sessionByHash = prepared<{ id: string }, { data: string; expires_at: number; app: string }>((db, p) => db.selectFrom('bqp_sessions').select(['data', 'expires_at', 'app']).where('id', '=', p.id));
+
+/** A query's output format: `fmt`, or its legacy spelling `_fmt` ("" is the h/d table). */
+export const queryFmt = (param: (name: string) => string | undefined): string => param('fmt') ?? param('_fmt') ?? '';
 
 /** easyui's `sort=a,b&order=asc,desc` as an orderby (each item is then checked like any orderby). */
 function sortOrder(sort: string | undefined, order: string | undefined): string | undefined {
@@ -164,7 +167,7 @@ export class ObjectsService {
       return intParam(v, 'id');
     };
     const getOne = async (id: number, res: string | undefined, op: string = perm) => {
-      const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: { k: 'col', name: 'id', quoted: false }, b: { k: 'lit', v: id, quoted: false } }, pagesz: 1, subRes: p.subRes, subParams: p.subParams, disableSubobjOptimize: p.param('disableSubobjOptimize') === '1', orderby: '' });
+      const r = await runQuery(x.db, this.schema, x.dialect, def, caller, { op, res, cond: { k: 'cmp', op: '=', a: col('id'), b: lit(id) }, pagesz: 1, subRes: p.subRes, subParams: p.subParams, disableSubobjOptimize: p.param('disableSubobjOptimize') === '1', orderby: '' });
       if (!r.rows.length) throw new DomainError('VALIDATION', `not found \`${def.name}.id\`=\`${id}\``);
       return rowsToObjects(r)[0];
     };
@@ -198,7 +201,7 @@ export class ObjectsService {
         return data(await batchOp(x, def, caller, op, p.cond, p.body, p.param('submode') ?? 'patch'));
       case 'query': {
         // legacy spellings (bqp.md §1.5): _fmt, rows / _pagesz, _pagekey, easyui's sort + order
-        const fmt = p.param('fmt') ?? p.param('_fmt') ?? '';
+        const fmt = queryFmt(p.param);
         const num = (n: string) => {
           const v = p.param(n);
           return v === undefined ? null : intParam(v, n);
@@ -241,7 +244,7 @@ export class ObjectsService {
   private methodCall(x: Exec, caller: Caller, def: ObjectDef, m: MethodDef, p: ObjParams): Promise<ObjResult> {
     requireOp(def, caller, m.name);
     for (const n of m.params) if (p.param(n) === undefined) throw new DomainError('VALIDATION', `缺少参数\`${n}\``);
-    const where: Node[] = m.where.map(([field, n]) => ({ k: 'cmp', op: '=', a: { k: 'col', name: field, quoted: false }, b: { k: 'lit', v: p.param(n)!, quoted: true } }));
+    const where: Node[] = m.where.map(([field, n]) => ({ k: 'cmp', op: '=', a: col(field), b: lit(p.param(n)!) }));
     const fixed = m.set;
     const cond = andAll([p.cond, fixed.cond === undefined ? null : condTree(fixed.cond), ...where]);
     return this.objectCall(x, caller, def.name, m.op, { ...p, param: (n) => (n in fixed ? fixed[n] : p.param(n)), cond }, m.name);

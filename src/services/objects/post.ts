@@ -5,6 +5,7 @@
  */
 import { DomainError } from '../../core/errors.js';
 import type { QueryResult } from './query.js';
+import { FLAG_RE, PROP_RE } from './schema.js';
 
 const bad = (msg: string, userMessage?: string): never => {
   throw new DomainError('VALIDATION', msg, userMessage ? { details: { userMessage } } : undefined);
@@ -35,11 +36,14 @@ export function withBitColumns(r: QueryResult): QueryResult {
 
 /**
  * A row as an object shows its `flags` letters as `flag_x: 1` and its `props` words as `prop_x: 1`
- * (bqp.md §1.5), beside the fields themselves; table output (h/d) does not (ask for `res=flag_x`).
+ * (bqp.md §1.5), beside the fields themselves (tables get them as columns: withBitColumns).
  */
 export function withBits(o: Record<string, unknown>): Record<string, unknown> {
-  if (typeof o.flags === 'string') for (const c of o.flags) if (/^[A-Za-z0-9]$/.test(c)) o[`flag_${c}`] ??= 1;
-  if (typeof o.props === 'string') for (const w of o.props.split(/\s+/)) if (/^\w{1,32}$/.test(w)) o[`prop_${w}`] ??= 1;
+  const set = (k: string, re: RegExp) => {
+    if (re.test(k)) o[k] ??= 1;
+  };
+  if (typeof o.flags === 'string') for (const c of o.flags) set(`flag_${c}`, FLAG_RE);
+  if (typeof o.props === 'string') for (const w of o.props.split(/\s+/)) set(`prop_${w}`, PROP_RE);
   return o;
 }
 

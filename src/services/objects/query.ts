@@ -347,8 +347,8 @@ export function scopeFor(scope: ObjScope, aliases: Map<string, OutCol>, allowAgg
 // ---------------------------------------------------------------------------------------------
 // cond in object / array form (bqp.md §1.7)
 
-const lit = (v: Lit): Node => ({ k: 'lit', v, quoted: typeof v === 'string' });
-const col = (name: string): Node => ({ k: 'col', name, quoted: false });
+export const lit = (v: Lit): Node => ({ k: 'lit', v, quoted: typeof v === 'string' });
+export const col = (name: string): Node => ({ k: 'col', name, quoted: false });
 
 function objValueCond(key: string, raw: unknown): Node | null {
   let field = key;
